@@ -1,0 +1,259 @@
+//! The one place where Druid types meet Arrow types.
+//!
+//! Druid has three views of a column type: the EXTERN signature (`string`, `long`,
+//! `double`, `float`), SQL type names (`VARCHAR`, `BIGINT`, ...), and native type names
+//! as they appear in reports (`STRING`, `LONG`, ...). Grove stores and computes with
+//! Arrow types; the mapping between all four lives here.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+/// Name of Druid's primary timestamp column.
+pub const TIME_COLUMN: &str = "__time";
+
+/// The Arrow type of `__time` and of every Druid TIMESTAMP: milliseconds, UTC by convention.
+pub const TIMESTAMP_TYPE: DataType = DataType::Timestamp(TimeUnit::Millisecond, None);
+
+/// A Druid column type, as stored in segments and reported in signatures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DruidType {
+    /// `STRING` (SQL `VARCHAR`).
+    String,
+    /// `LONG` (SQL `BIGINT`; also how Druid stores TIMESTAMP and BOOLEAN).
+    Long,
+    /// `DOUBLE` (SQL `DOUBLE`).
+    Double,
+    /// `FLOAT` (SQL `FLOAT` / `REAL`).
+    Float,
+}
+
+impl DruidType {
+    /// Parses a signature type (`string`, `long`, ...) or a SQL type name (`VARCHAR`,
+    /// `BIGINT`, ...), case-insensitively.
+    pub fn parse(name: &str) -> Option<Self> {
+        let upper = name.trim().to_ascii_uppercase();
+        let t = match upper.as_str() {
+            "STRING" | "VARCHAR" | "CHAR" | "TEXT" => Self::String,
+            "LONG" | "BIGINT" | "INTEGER" | "INT" | "SMALLINT" | "TINYINT" | "BOOLEAN" => {
+                Self::Long
+            }
+            "DOUBLE" | "DECIMAL" | "DOUBLE PRECISION" | "NUMERIC" => Self::Double,
+            "FLOAT" | "REAL" => Self::Float,
+            _ => return None,
+        };
+        Some(t)
+    }
+
+    /// Druid's native type name: `STRING`, `LONG`, `DOUBLE`, `FLOAT`.
+    pub fn native_name(&self) -> &'static str {
+        match self {
+            Self::String => "STRING",
+            Self::Long => "LONG",
+            Self::Double => "DOUBLE",
+            Self::Float => "FLOAT",
+        }
+    }
+
+    /// Druid's SQL type name: `VARCHAR`, `BIGINT`, `DOUBLE`, `FLOAT`.
+    pub fn sql_name(&self) -> &'static str {
+        match self {
+            Self::String => "VARCHAR",
+            Self::Long => "BIGINT",
+            Self::Double => "DOUBLE",
+            Self::Float => "FLOAT",
+        }
+    }
+
+    /// The Arrow type Grove uses for this Druid type.
+    pub fn arrow_type(&self) -> DataType {
+        match self {
+            Self::String => DataType::Utf8,
+            Self::Long => DataType::Int64,
+            Self::Double => DataType::Float64,
+            Self::Float => DataType::Float32,
+        }
+    }
+}
+
+impl fmt::Display for DruidType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.native_name())
+    }
+}
+
+/// How a computed Arrow column is stored in a segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageType {
+    /// The `__time` column (Arrow timestamp, milliseconds).
+    Time,
+    /// A regular Druid column.
+    Column(DruidType),
+}
+
+impl StorageType {
+    /// The Arrow type written to segment files.
+    pub fn arrow_type(&self) -> DataType {
+        match self {
+            Self::Time => TIMESTAMP_TYPE,
+            Self::Column(t) => t.arrow_type(),
+        }
+    }
+
+    /// Druid's native type name (`LONG` for `__time`, as Druid reports it).
+    pub fn native_name(&self) -> &'static str {
+        match self {
+            Self::Time => "LONG",
+            Self::Column(t) => t.native_name(),
+        }
+    }
+
+    /// Druid's SQL type name (`TIMESTAMP` for `__time`).
+    pub fn sql_name(&self) -> &'static str {
+        match self {
+            Self::Time => "TIMESTAMP",
+            Self::Column(t) => t.sql_name(),
+        }
+    }
+}
+
+/// Decides how an output column of an ingest query is stored, Druid's way: integers,
+/// booleans and timestamps other than `__time` become LONG, decimals DOUBLE, strings
+/// STRING. Returns `None` for types Druid cannot store (`ColumnTypeNotSupported`).
+pub fn storage_type_for(name: &str, data_type: &DataType) -> Option<StorageType> {
+    use DataType::*;
+    if name == TIME_COLUMN {
+        return matches!(data_type, Timestamp(_, _)).then_some(StorageType::Time);
+    }
+    let t = match data_type {
+        Utf8 | LargeUtf8 | Utf8View => DruidType::String,
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Boolean => {
+            DruidType::Long
+        }
+        Timestamp(_, _) | Date32 | Date64 => DruidType::Long,
+        Float16 | Float32 => DruidType::Float,
+        Float64 | Decimal32(_, _) | Decimal64(_, _) | Decimal128(_, _) | Decimal256(_, _) => {
+            DruidType::Double
+        }
+        // Druid's null type: a column of only NULLs is stored as a string column.
+        Null => DruidType::String,
+        Dictionary(_, value) => return storage_type_for(name, value),
+        _ => return None,
+    };
+    Some(StorageType::Column(t))
+}
+
+/// Druid's SQL type name for an Arrow type seen in a query result.
+pub fn sql_type_name(data_type: &DataType) -> &'static str {
+    use DataType::*;
+    match data_type {
+        Utf8 | LargeUtf8 | Utf8View => "VARCHAR",
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => "BIGINT",
+        Boolean => "BOOLEAN",
+        Float16 | Float32 => "FLOAT",
+        Float64 | Decimal32(_, _) | Decimal64(_, _) | Decimal128(_, _) | Decimal256(_, _) => {
+            "DOUBLE"
+        }
+        Timestamp(_, _) => "TIMESTAMP",
+        Date32 | Date64 => "DATE",
+        List(_) | LargeList(_) | ListView(_) | FixedSizeList(_, _) => "ARRAY",
+        Null => "NULL",
+        _ => "OTHER",
+    }
+}
+
+/// One column of an EXTERN signature: `{"name": "x", "type": "string"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SignatureColumn {
+    /// Column name, case-sensitive.
+    pub name: String,
+    /// Column type.
+    #[serde(rename = "type", with = "druid_type_lowercase")]
+    pub column_type: DruidType,
+}
+
+mod druid_type_lowercase {
+    use super::DruidType;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(t: &DruidType, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.native_name().to_ascii_lowercase())
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DruidType, D::Error> {
+        let name = String::deserialize(d)?;
+        DruidType::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unsupported column type [{name}]; expected one of string, long, double, float"
+            ))
+        })
+    }
+}
+
+/// Builds the Arrow schema of an EXTERN signature (all columns nullable).
+pub fn signature_schema(columns: &[SignatureColumn]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.column_type.arrow_type(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_signature_and_sql_names() {
+        assert_eq!(DruidType::parse("string"), Some(DruidType::String));
+        assert_eq!(DruidType::parse("VARCHAR"), Some(DruidType::String));
+        assert_eq!(DruidType::parse("bigint"), Some(DruidType::Long));
+        assert_eq!(DruidType::parse("REAL"), Some(DruidType::Float));
+        assert_eq!(DruidType::parse("COMPLEX<json>"), None);
+    }
+
+    #[test]
+    fn signature_json_round_trip() {
+        let json = r#"[{"name":"a","type":"string"},{"name":"b","type":"LONG"}]"#;
+        let cols: Vec<SignatureColumn> = serde_json::from_str(json).unwrap();
+        assert_eq!(cols[1].column_type, DruidType::Long);
+        let back = serde_json::to_string(&cols).unwrap();
+        assert_eq!(
+            back,
+            r#"[{"name":"a","type":"string"},{"name":"b","type":"long"}]"#
+        );
+        let bad: Result<Vec<SignatureColumn>, _> =
+            serde_json::from_str(r#"[{"name":"a","type":"blob"}]"#);
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("unsupported column type")
+        );
+    }
+
+    #[test]
+    fn storage_types_follow_druid() {
+        assert_eq!(
+            storage_type_for("__time", &TIMESTAMP_TYPE),
+            Some(StorageType::Time)
+        );
+        assert_eq!(storage_type_for("__time", &DataType::Int64), None);
+        assert_eq!(
+            storage_type_for("x", &DataType::Boolean),
+            Some(StorageType::Column(DruidType::Long))
+        );
+        assert_eq!(
+            storage_type_for("x", &DataType::Utf8View),
+            Some(StorageType::Column(DruidType::String))
+        );
+        assert_eq!(
+            storage_type_for("x", &DataType::Decimal128(10, 2)),
+            Some(StorageType::Column(DruidType::Double))
+        );
+        assert_eq!(storage_type_for("x", &DataType::Binary), None);
+    }
+}

@@ -1,0 +1,242 @@
+//! [`GroveContext`]: Grove on a DataFusion `SessionContext`. The one entry point used by
+//! embedding programs, the CLI, the HTTP server and the sqllogictest runner.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SessionState;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use grove_common::QueryContext;
+use grove_common::context::MsqOptions;
+use grove_sql::{DruidStatement, ExternRelationPlanner, parse_statement, split_statements};
+use grove_store::{DeepStorage, DruidSchema, MetadataStore};
+
+use crate::ingest::{IngestSummary, run_ingest};
+
+/// Name of Druid's catalog and schema.
+pub const DRUID_SCHEMA: &str = "druid";
+
+/// What running one statement produced.
+pub enum StatementOutcome {
+    /// A query: its result, not yet executed.
+    Query(DataFrame),
+    /// An INSERT/REPLACE that has been executed and published.
+    Ingest(IngestSummary),
+    /// A `SET` of a context parameter.
+    Set,
+}
+
+/// Grove: Druid SQL over a DataFusion session, with segments in deep storage and a
+/// metadata store.
+#[derive(Clone)]
+pub struct GroveContext {
+    ctx: SessionContext,
+    metadata: Arc<MetadataStore>,
+    deep: DeepStorage,
+    data_dir: PathBuf,
+    /// Context parameters set with `SET key = value` in this session.
+    session_params: Arc<Mutex<QueryContext>>,
+}
+
+impl std::fmt::Debug for GroveContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroveContext")
+            .field("session_id", &self.ctx.session_id())
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
+}
+
+impl GroveContext {
+    /// Opens Grove on the embedded defaults: local deep storage in `<dir>/segments`, a
+    /// SQLite metadata store in `<dir>/metadata.db`, spill files in `<dir>/tmp`.
+    pub async fn open(data_dir: impl AsRef<Path>) -> Result<Self> {
+        let data_dir = data_dir.as_ref().to_path_buf();
+        let tmp = data_dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| {
+            DataFusionError::Execution(format!(
+                "Cannot create data directory [{}]: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![tmp])),
+            )
+            .build_arc()?;
+        let config = SessionConfig::new().with_information_schema(true);
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
+        Self::with_session(SessionContext::new_with_state(state), data_dir).await
+    }
+
+    /// Builds Grove on an existing DataFusion session: registers Druid's functions, the
+    /// EXTERN planner and the `druid` catalog (made the default), and switches off
+    /// identifier lower-casing (Druid identifiers are case-sensitive).
+    pub async fn with_session(ctx: SessionContext, data_dir: impl AsRef<Path>) -> Result<Self> {
+        let data_dir = data_dir.as_ref().to_path_buf();
+        let metadata = Arc::new(MetadataStore::sqlite(&data_dir.join("metadata.db")).await?);
+        let deep = DeepStorage::local(&data_dir.join("segments"))?;
+        Self::with_stores(ctx, data_dir, metadata, deep)
+    }
+
+    /// Builds Grove on a session with the given stores.
+    pub fn with_stores(
+        ctx: SessionContext,
+        data_dir: PathBuf,
+        metadata: Arc<MetadataStore>,
+        deep: DeepStorage,
+    ) -> Result<Self> {
+        for udf in grove_sql::functions::all() {
+            ctx.register_udf(Arc::unwrap_or_clone(udf));
+        }
+        ctx.register_relation_planner(Arc::new(ExternRelationPlanner))?;
+        let catalog = MemoryCatalogProvider::new();
+        catalog.register_schema(
+            DRUID_SCHEMA,
+            Arc::new(DruidSchema::new(Arc::clone(&metadata), deep.clone())),
+        )?;
+        ctx.register_catalog(DRUID_SCHEMA, Arc::new(catalog));
+        {
+            let state = ctx.state_ref();
+            let mut state = state.write();
+            let options = state.config_mut().options_mut();
+            options.sql_parser.enable_ident_normalization = false;
+            options.catalog.default_catalog = DRUID_SCHEMA.into();
+            options.catalog.default_schema = DRUID_SCHEMA.into();
+            options.extensions.insert(MsqOptions::default());
+        }
+        Ok(Self {
+            ctx,
+            metadata,
+            deep,
+            data_dir,
+            session_params: Arc::new(Mutex::new(QueryContext::new())),
+        })
+    }
+
+    /// The underlying DataFusion session.
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The metadata store.
+    pub fn metadata(&self) -> &Arc<MetadataStore> {
+        &self.metadata
+    }
+
+    /// Deep storage.
+    pub fn deep_storage(&self) -> &DeepStorage {
+        &self.deep
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Runs a Druid SQL script (statements separated by `;`) and returns the result of the
+    /// last statement as a DataFrame. INSERT/REPLACE run and publish before this returns;
+    /// their DataFrame is a one-row summary (`dataSource`, `rows`, `segments`).
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        self.sql_with_context(sql, &QueryContext::new()).await
+    }
+
+    /// Like [`Self::sql`], with a Druid query context laid over the session's.
+    pub async fn sql_with_context(&self, sql: &str, context: &QueryContext) -> Result<DataFrame> {
+        let statements = split_statements(sql)?;
+        if statements.is_empty() {
+            return Err(DataFusionError::Plan("Empty SQL statement".into()));
+        }
+        let mut last = None;
+        for stmt in &statements {
+            last = Some(self.execute_statement(stmt, context).await?);
+        }
+        match last {
+            Some(StatementOutcome::Query(df)) => Ok(df),
+            Some(StatementOutcome::Ingest(summary)) => summary_frame(&self.ctx, &summary),
+            Some(StatementOutcome::Set) | None => self
+                .ctx
+                .read_batch(RecordBatch::new_empty(Arc::new(Schema::empty()))),
+        }
+    }
+
+    /// Runs one statement.
+    pub async fn execute_statement(
+        &self,
+        sql: &str,
+        context: &QueryContext,
+    ) -> Result<StatementOutcome> {
+        match parse_statement(sql)? {
+            DruidStatement::SetContext { key, value } => {
+                let mut params = self
+                    .session_params
+                    .lock()
+                    .map_err(|_| DataFusionError::Internal("session lock poisoned".into()))?;
+                params.set(key, value).map_err(DataFusionError::Plan)?;
+                Ok(StatementOutcome::Set)
+            }
+            DruidStatement::Ingest(stmt) => {
+                let context = self.effective_context(context)?;
+                let state = self.statement_state(&context)?;
+                let summary =
+                    run_ingest(&state, &stmt, &context, &self.metadata, &self.deep, sql).await?;
+                Ok(StatementOutcome::Ingest(summary))
+            }
+            DruidStatement::DataFusion(stmt) => {
+                let context = self.effective_context(context)?;
+                let state = self.statement_state(&context)?;
+                let plan = state.statement_to_plan(*stmt).await?;
+                Ok(StatementOutcome::Query(
+                    self.ctx.execute_logical_plan(plan).await?,
+                ))
+            }
+        }
+    }
+
+    /// The session's SET parameters with `context` laid over them.
+    fn effective_context(&self, context: &QueryContext) -> Result<QueryContext> {
+        let params = self
+            .session_params
+            .lock()
+            .map_err(|_| DataFusionError::Internal("session lock poisoned".into()))?;
+        let merged = params.merged_with(context);
+        merged.validate().map_err(DataFusionError::Plan)?;
+        Ok(merged)
+    }
+
+    /// A copy of the session state with the engine options a query context implies.
+    fn statement_state(&self, context: &QueryContext) -> Result<SessionState> {
+        let mut state = self.ctx.state();
+        let opts = context.msq_options().map_err(DataFusionError::Plan)?;
+        state.config_mut().options_mut().extensions.insert(opts);
+        Ok(state)
+    }
+}
+
+fn summary_frame(ctx: &SessionContext, summary: &IngestSummary) -> Result<DataFrame> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("dataSource", DataType::Utf8, false),
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("segments", DataType::UInt64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(vec![summary.data_source.clone()])),
+            Arc::new(UInt64Array::from(vec![summary.rows])),
+            Arc::new(UInt64Array::from(vec![summary.segments.len() as u64])),
+        ],
+    )?;
+    ctx.read_batch(batch)
+}

@@ -1,0 +1,14 @@
+//! Grove's engine: runs Druid SQL statements. INSERT/REPLACE are planned by `grove-sql`,
+//! sorted by the cluster key [time chunk, CLUSTERED BY..., __time], cut into segments
+//! that are written to deep storage, and published atomically in the metadata store;
+//! SELECTs run on DataFusion over datasource tables.
+//!
+//! [`GroveContext`] is the entry point for embedding programs, the CLI, the HTTP server
+//! and the sqllogictest runner alike.
+
+mod context;
+mod ingest;
+mod writer;
+
+pub use context::{DRUID_SCHEMA, GroveContext, StatementOutcome};
+pub use ingest::IngestSummary;

@@ -1,0 +1,370 @@
+//! Segment generation: cuts a stream of rows, sorted by [time chunk, CLUSTERED BY...,
+//! __time], into segments and writes each as one Parquet file in deep storage.
+//!
+//! ```text
+//! sorted batches ──▶ runs of one time chunk ──▶ pieces of ≤ rowsPerSegment rows
+//!                                               (range mode: cut only where the
+//!                                                CLUSTERED BY key changes)
+//!                                           ──▶ Parquet file per segment
+//! ```
+//!
+//! Faults raised here: InsertTimeNull, InsertTimeOutOfBounds, TooManyBuckets,
+//! TooManyPartitions. On any error the caller deletes [`SegmentWriter::written_paths`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
+use datafusion::common::{DataFusionError, Result};
+use grove_common::fault::{MAX_BUCKETS, MAX_PARTITIONS};
+use grove_common::types::{StorageType, TIME_COLUMN};
+use grove_common::{Granularity, Interval, MsqFault};
+use grove_store::{DeepStorage, NewSegment, RangeBounds, SegmentColumn};
+use object_store::ObjectStoreExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjectPath;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+/// What the writer needs to know about the ingest.
+#[derive(Debug, Clone)]
+pub(crate) struct WriterConfig {
+    pub(crate) data_source: String,
+    pub(crate) task_id: String,
+    pub(crate) granularity: Granularity,
+    pub(crate) rows_per_segment: usize,
+    /// REPLACE's OVERWRITE intervals; rows outside them are InsertTimeOutOfBounds.
+    pub(crate) replace_intervals: Option<Vec<Interval>>,
+    /// Range shard-spec dimensions (column names), empty for numbered shard specs.
+    pub(crate) range_dimensions: Vec<String>,
+    pub(crate) columns: Vec<(String, StorageType)>,
+}
+
+struct OpenSegment {
+    interval: Interval,
+    path: ObjectPath,
+    writer: AsyncArrowWriter<BufWriter>,
+    rows: usize,
+    first_key: Option<Vec<Option<String>>>,
+}
+
+struct Finished {
+    interval: Interval,
+    path: ObjectPath,
+    rows: usize,
+    first_key: Option<Vec<Option<String>>>,
+}
+
+/// Writes segments from sorted batches.
+pub(crate) struct SegmentWriter {
+    config: WriterConfig,
+    deep: DeepStorage,
+    schema: SchemaRef,
+    time_index: usize,
+    range_indices: Vec<usize>,
+    converter: Option<RowConverter>,
+    last_key: Option<OwnedRow>,
+    current: Option<OpenSegment>,
+    finished: Vec<Finished>,
+    buckets: BTreeSet<Interval>,
+    paths: Vec<ObjectPath>,
+    rows: u64,
+}
+
+impl SegmentWriter {
+    pub(crate) fn try_new(
+        config: WriterConfig,
+        deep: DeepStorage,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let time_index = schema.index_of(TIME_COLUMN)?;
+        let range_indices = config
+            .range_dimensions
+            .iter()
+            .map(|d| schema.index_of(d))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let converter = if range_indices.is_empty() {
+            None
+        } else {
+            Some(RowConverter::new(
+                range_indices
+                    .iter()
+                    .map(|&i| SortField::new(schema.field(i).data_type().clone()))
+                    .collect(),
+            )?)
+        };
+        Ok(Self {
+            config,
+            deep,
+            schema,
+            time_index,
+            range_indices,
+            converter,
+            last_key: None,
+            current: None,
+            finished: Vec::new(),
+            buckets: BTreeSet::new(),
+            paths: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// Files created so far (for cleanup on failure).
+    pub(crate) fn written_paths(&self) -> &[ObjectPath] {
+        &self.paths
+    }
+
+    /// Rows written so far.
+    pub(crate) fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub(crate) async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let times = batch
+            .column(self.time_index)
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(|| DataFusionError::Internal("__time must be Timestamp(ms)".into()))?;
+        if times.null_count() > 0 {
+            return Err(MsqFault::InsertTimeNull.into());
+        }
+        let keys = self.range_keys(batch)?;
+        let mut start = 0;
+        while start < n {
+            let interval = self.config.granularity.bucket(times.value(start));
+            let mut end = start + 1;
+            while end < n && interval.contains_millis(times.value(end)) {
+                end += 1;
+            }
+            self.check_bucket(interval)?;
+            self.write_run(batch, start, end, interval, keys.as_ref())
+                .await?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn range_keys(&self, batch: &RecordBatch) -> Result<Option<Rows>> {
+        let Some(converter) = &self.converter else {
+            return Ok(None);
+        };
+        let cols: Vec<_> = self
+            .range_indices
+            .iter()
+            .map(|&i| Arc::clone(batch.column(i)))
+            .collect();
+        Ok(Some(converter.convert_columns(&cols)?))
+    }
+
+    fn check_bucket(&mut self, interval: Interval) -> Result<()> {
+        if let Some(bounds) = &self.config.replace_intervals
+            && !bounds.iter().any(|b| b.contains(&interval))
+        {
+            return Err(MsqFault::InsertTimeOutOfBounds {
+                interval: interval.to_string(),
+                interval_bounds: bounds.iter().map(|b| b.to_string()).collect(),
+            }
+            .into());
+        }
+        if self.buckets.insert(interval) && self.buckets.len() > MAX_BUCKETS {
+            return Err(MsqFault::TooManyBuckets.into());
+        }
+        Ok(())
+    }
+
+    /// Writes rows `[start, end)` of one time chunk.
+    async fn write_run(
+        &mut self,
+        batch: &RecordBatch,
+        mut start: usize,
+        end: usize,
+        interval: Interval,
+        keys: Option<&Rows>,
+    ) -> Result<()> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.interval != interval)
+        {
+            self.finish_current().await?;
+            self.last_key = None;
+        }
+        while start < end {
+            if self.current.is_none() {
+                self.open(interval, batch, start)?;
+            }
+            let written = self.current.as_ref().map(|c| c.rows).unwrap_or(0);
+            let capacity = self.config.rows_per_segment.saturating_sub(written);
+            let cut = if end - start <= capacity {
+                end
+            } else {
+                match keys {
+                    None => start + capacity.max(1),
+                    Some(keys) => self.next_key_change(keys, start + capacity, end),
+                }
+            };
+            if cut > start {
+                let slice = batch.slice(start, cut - start);
+                if let Some(c) = self.current.as_mut() {
+                    c.writer.write(&slice).await?;
+                    c.rows += slice.num_rows();
+                }
+                self.rows += slice.num_rows() as u64;
+                if let Some(keys) = keys {
+                    self.last_key = Some(keys.row(cut - 1).owned());
+                }
+            }
+            start = cut;
+            if start < end {
+                self.finish_current().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first position at or after `from` (and before `end`) whose key differs from
+    /// the row before it; `end` if there is none.
+    fn next_key_change(&self, keys: &Rows, from: usize, end: usize) -> usize {
+        if from == 0 {
+            match &self.last_key {
+                Some(last) if keys.row(0) != last.row() => return 0,
+                None => return 0,
+                _ => {}
+            }
+        }
+        (from.max(1)..end)
+            .find(|&i| keys.row(i) != keys.row(i - 1))
+            .unwrap_or(end)
+    }
+
+    fn open(&mut self, interval: Interval, batch: &RecordBatch, first_row: usize) -> Result<()> {
+        let n = self
+            .finished
+            .iter()
+            .filter(|f| f.interval == interval)
+            .count();
+        if self.finished.len() + 1 > MAX_PARTITIONS {
+            return Err(MsqFault::TooManyPartitions.into());
+        }
+        let path =
+            self.deep
+                .segment_path(&self.config.data_source, &interval, &self.config.task_id, n);
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(1 << 20))
+            .build();
+        let object_writer = BufWriter::new(Arc::clone(self.deep.store()), path.clone());
+        let writer =
+            AsyncArrowWriter::try_new(object_writer, Arc::clone(&self.schema), Some(props))?;
+        let first_key = if self.range_indices.is_empty() {
+            None
+        } else {
+            Some(
+                self.range_indices
+                    .iter()
+                    .map(|&i| string_at(batch.column(i), first_row))
+                    .collect(),
+            )
+        };
+        self.paths.push(path.clone());
+        self.current = Some(OpenSegment {
+            interval,
+            path,
+            writer,
+            rows: 0,
+            first_key,
+        });
+        Ok(())
+    }
+
+    async fn finish_current(&mut self) -> Result<()> {
+        let Some(c) = self.current.take() else {
+            return Ok(());
+        };
+        c.writer.close().await?;
+        self.finished.push(Finished {
+            interval: c.interval,
+            path: c.path,
+            rows: c.rows,
+            first_key: c.first_key,
+        });
+        Ok(())
+    }
+
+    /// Closes the last file and describes every segment written.
+    pub(crate) async fn finish(mut self) -> Result<Vec<NewSegment>> {
+        self.finish_current().await?;
+        let dimensions: Vec<String> = self
+            .config
+            .columns
+            .iter()
+            .filter(|(n, _)| n != TIME_COLUMN)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut columns: Vec<SegmentColumn> = vec![SegmentColumn {
+            name: TIME_COLUMN.into(),
+            native_type: "LONG".into(),
+        }];
+        columns.extend(
+            self.config
+                .columns
+                .iter()
+                .filter(|(n, _)| n != TIME_COLUMN)
+                .map(|(n, t)| SegmentColumn {
+                    name: n.clone(),
+                    native_type: t.native_name().into(),
+                }),
+        );
+        let mut out = Vec::with_capacity(self.finished.len());
+        for (i, f) in self.finished.iter().enumerate() {
+            let size = self.deep.store().head(&f.path).await?.size;
+            let range = (!self.range_indices.is_empty()).then(|| {
+                let same_chunk =
+                    |j: usize| self.finished.get(j).filter(|o| o.interval == f.interval);
+                RangeBounds {
+                    dimensions: self.config.range_dimensions.clone(),
+                    start: i
+                        .checked_sub(1)
+                        .and_then(same_chunk)
+                        .and(f.first_key.clone()),
+                    end: same_chunk(i + 1).and_then(|next| next.first_key.clone()),
+                }
+            });
+            out.push(NewSegment {
+                interval: f.interval,
+                path: f.path.to_string(),
+                load_spec: self.deep.load_spec(&f.path),
+                dimensions: dimensions.clone(),
+                columns: columns.clone(),
+                size,
+                num_rows: f.rows as u64,
+                range,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Drops any open file without finishing it.
+    pub(crate) async fn abort(mut self) -> Vec<ObjectPath> {
+        if let Some(c) = self.current.take() {
+            drop(c.writer);
+        }
+        std::mem::take(&mut self.paths)
+    }
+}
+
+fn string_at(array: &dyn Array, row: usize) -> Option<String> {
+    if array.is_null(row) {
+        return None;
+    }
+    array
+        .as_string_opt::<i32>()
+        .map(|a| a.value(row).to_string())
+}

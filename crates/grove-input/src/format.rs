@@ -1,0 +1,669 @@
+//! Druid input formats (`inputFormat` JSON of EXTERN) and the readers that turn one split
+//! into Arrow record batches of the declared signature.
+//!
+//! Rows that cannot be parsed, or whose fields cannot be converted to the declared type,
+//! are parse exceptions: they are charged to a [`ParseBudget`] and dropped, and the read
+//! fails once the budget (`maxParseExceptions`) is spent.
+
+use std::io::BufRead;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Float32Builder, Float64Builder, Int64Builder, RecordBatch,
+    StringBuilder,
+};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::SchemaRef;
+use datafusion::common::{DataFusionError, Result};
+use grove_common::MsqFault;
+use grove_common::types::DruidType;
+use serde::{Deserialize, Serialize};
+
+use crate::source::InputSplit;
+
+/// A Druid input format.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum InputFormat {
+    /// Newline-delimited JSON objects.
+    Json {
+        /// Druid's flattenSpec; only the default (root fields) is supported so far.
+        #[serde(
+            rename = "flattenSpec",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        flatten_spec: Option<serde_json::Value>,
+    },
+    /// Comma-separated values.
+    Csv(DelimitedFormat),
+    /// Tab-separated (or any `delimiter`) values.
+    Tsv(DelimitedFormat),
+}
+
+/// Options shared by `csv` and `tsv`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DelimitedFormat {
+    /// Column names, in file order (required unless `findColumnsFromHeader`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// Take column names from the first row (after `skipHeaderRows`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub find_columns_from_header: Option<bool>,
+    /// Rows skipped at the start of each file.
+    #[serde(default)]
+    pub skip_header_rows: usize,
+    /// Multi-value delimiter (accepted; multi-value columns are not split yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_delimiter: Option<String>,
+    /// Field delimiter (tsv only; default tab).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+}
+
+impl InputFormat {
+    /// Parses the `inputFormat` JSON.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            DataFusionError::Plan(format!("Invalid inputFormat JSON [{text}]: {e}"))
+        })?;
+        let type_name = value.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        if [
+            "parquet",
+            "orc",
+            "avro_ocf",
+            "avro_stream",
+            "regex",
+            "protobuf",
+            "kafka",
+        ]
+        .contains(&type_name)
+        {
+            return Err(DataFusionError::NotImplemented(format!(
+                "inputFormat type [{type_name}] is not supported by Grove yet; supported: json, csv, tsv"
+            )));
+        }
+        let format: InputFormat = serde_json::from_value(value)
+            .map_err(|e| DataFusionError::Plan(format!("Invalid inputFormat [{text}]: {e}")))?;
+        format.validate()?;
+        Ok(format)
+    }
+
+    fn validate(&self) -> Result<()> {
+        match self {
+            Self::Json { flatten_spec } => {
+                let has_fields = flatten_spec
+                    .as_ref()
+                    .and_then(|f| f.get("fields"))
+                    .and_then(|f| f.as_array())
+                    .is_some_and(|f| !f.is_empty());
+                if has_fields {
+                    return Err(DataFusionError::NotImplemented(
+                        "flattenSpec fields are not supported by Grove yet".into(),
+                    ));
+                }
+                Ok(())
+            }
+            Self::Csv(d) | Self::Tsv(d) => {
+                if d.columns.is_empty() && d.find_columns_from_header != Some(true) {
+                    return Err(DataFusionError::Plan(
+                        "Invalid inputFormat: if [columns] is not set, [findColumnsFromHeader] \
+                         must be true and the first row of the data must be the header"
+                            .into(),
+                    ));
+                }
+                let delimiter = self.delimiter();
+                if delimiter.len() != 1 {
+                    return Err(DataFusionError::NotImplemented(format!(
+                        "Grove supports single-byte delimiters only, got [{delimiter}]"
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Druid's type name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Json { .. } => "json",
+            Self::Csv(_) => "csv",
+            Self::Tsv(_) => "tsv",
+        }
+    }
+
+    fn delimiter(&self) -> String {
+        match self {
+            Self::Tsv(d) => d.delimiter.clone().unwrap_or_else(|| "\t".into()),
+            _ => ",".into(),
+        }
+    }
+}
+
+/// Counts parse exceptions against `maxParseExceptions`, shared by every reader of a query.
+#[derive(Debug)]
+pub struct ParseBudget {
+    max: Option<u64>,
+    count: AtomicU64,
+    first: Mutex<Vec<String>>,
+}
+
+/// How many parse-exception messages a budget keeps for reports.
+const KEPT_MESSAGES: usize = 10;
+
+impl ParseBudget {
+    /// A budget of `max` exceptions (`None` = unlimited).
+    pub fn new(max: Option<u64>) -> Self {
+        Self {
+            max,
+            count: AtomicU64::new(0),
+            first: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Records one exception; fails when the budget is exceeded.
+    pub fn record(&self, message: String) -> Result<()> {
+        let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(parse_exception = %message, "CannotParseExternalData");
+        if let Ok(mut first) = self.first.lock()
+            && first.len() < KEPT_MESSAGES
+        {
+            first.push(message.clone());
+        }
+        match self.max {
+            Some(0) => Err(MsqFault::CannotParseExternalData { message }.into()),
+            Some(max) if n > max => Err(MsqFault::TooManyWarnings {
+                root_error_code: "CannotParseExternalData".into(),
+                max_warnings: i64::try_from(max).unwrap_or(i64::MAX),
+            }
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Exceptions recorded so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The first few messages.
+    pub fn messages(&self) -> Vec<String> {
+        self.first.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+/// Reads one split, calling `emit` with each batch (of `schema`, which may be a projection
+/// of the signature). Stops early when `emit` returns false.
+pub fn read_split(
+    split: &InputSplit,
+    format: &InputFormat,
+    schema: &SchemaRef,
+    batch_size: usize,
+    budget: &ParseBudget,
+    emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    let reader = split.open()?;
+    match format {
+        InputFormat::Json { .. } => read_json(split, reader, schema, batch_size, budget, emit),
+        InputFormat::Csv(d) | InputFormat::Tsv(d) => {
+            let delimiter = format
+                .delimiter()
+                .as_bytes()
+                .first()
+                .copied()
+                .unwrap_or(b',');
+            read_delimited(
+                split, reader, d, delimiter, schema, batch_size, budget, emit,
+            )
+        }
+    }
+}
+
+fn io_error(split: &InputSplit, e: std::io::Error) -> DataFusionError {
+    DataFusionError::External(Box::new(MsqFault::CannotParseExternalData {
+        message: format!("Unable to read input [{split}]: {e}"),
+    }))
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 200;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+fn row_error(split: &InputSplit, line: u64, row: &str, reason: &str) -> String {
+    format!(
+        "Unable to parse row [{}] (Path: {split}, Line: {line}): {reason}",
+        truncate(row)
+    )
+}
+
+fn new_json_decoder(schema: &SchemaRef, batch_size: usize) -> Result<arrow::json::reader::Decoder> {
+    arrow::json::ReaderBuilder::new(Arc::clone(schema))
+        .with_batch_size(batch_size)
+        .with_coerce_primitive(true)
+        .with_strict_mode(false)
+        .build_decoder()
+        .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
+}
+
+fn read_json(
+    split: &InputSplit,
+    mut reader: Box<dyn BufRead + Send>,
+    schema: &SchemaRef,
+    batch_size: usize,
+    budget: &ParseBudget,
+    emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    let mut decoder = new_json_decoder(schema, batch_size)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut lines: Vec<(u64, usize, usize)> = Vec::with_capacity(batch_size);
+    let mut line_no = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| io_error(split, e))?;
+        if n > 0 {
+            line_no += 1;
+            if !line.iter().all(|b| b.is_ascii_whitespace()) {
+                let start = buf.len();
+                buf.extend_from_slice(&line);
+                if line.last() != Some(&b'\n') {
+                    buf.push(b'\n');
+                }
+                lines.push((line_no, start, buf.len()));
+            }
+        }
+        if lines.len() >= batch_size || (n == 0 && !lines.is_empty()) {
+            let batch = decode_json_lines(
+                split,
+                &mut decoder,
+                &buf,
+                &lines,
+                schema,
+                batch_size,
+                budget,
+            )?;
+            buf.clear();
+            lines.clear();
+            if let Some(batch) = batch
+                && batch.num_rows() > 0
+                && !emit(batch)?
+            {
+                return Ok(());
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Decodes a block of lines; on failure, falls back to one line at a time so that each bad
+/// line is reported (with its number) and the good ones are kept.
+fn decode_json_lines(
+    split: &InputSplit,
+    decoder: &mut arrow::json::reader::Decoder,
+    buf: &[u8],
+    lines: &[(u64, usize, usize)],
+    schema: &SchemaRef,
+    batch_size: usize,
+    budget: &ParseBudget,
+) -> Result<Option<RecordBatch>> {
+    let fast = decoder.decode(buf).and_then(|consumed| {
+        if consumed == buf.len() {
+            decoder.flush()
+        } else {
+            Err(arrow::error::ArrowError::JsonError(
+                "incomplete block".into(),
+            ))
+        }
+    });
+    match fast {
+        Ok(batch) => return Ok(batch),
+        Err(_) => *decoder = new_json_decoder(schema, batch_size)?,
+    }
+    for &(line_no, start, end) in lines {
+        let bytes = &buf[start..end];
+        let mut probe = new_json_decoder(schema, 1)?;
+        let checked = probe.decode(bytes).and_then(|_| probe.flush());
+        match checked {
+            Ok(_) => {
+                decoder
+                    .decode(bytes)
+                    .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))?;
+            }
+            Err(e) => {
+                let text = String::from_utf8_lossy(bytes);
+                budget.record(row_error(split, line_no, text.trim_end(), &e.to_string()))?;
+            }
+        }
+    }
+    decoder
+        .flush()
+        .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these
+fn read_delimited(
+    split: &InputSplit,
+    reader: Box<dyn BufRead + Send>,
+    options: &DelimitedFormat,
+    delimiter: u8,
+    schema: &SchemaRef,
+    batch_size: usize,
+    budget: &ParseBudget,
+    emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(reader);
+    let mut records = csv.records();
+    let mut skip = options.skip_header_rows;
+    let mut columns = options.columns.clone();
+    if options.find_columns_from_header == Some(true) {
+        skip += 1;
+    }
+    let mut record_no = 0usize;
+    // Which file column feeds each schema field.
+    let mut positions: Option<Vec<Option<usize>>> = None;
+    let mut builders: Vec<StringBuilder> = Vec::new();
+    let mut lines: Vec<u64> = Vec::new();
+    let mut rows = 0usize;
+    loop {
+        let next = records.next();
+        let record = match next {
+            None => None,
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                budget.record(row_error(split, line, "", &e.to_string()))?;
+                continue;
+            }
+        };
+        if let Some(record) = &record {
+            record_no += 1;
+            if record_no <= skip {
+                if options.find_columns_from_header == Some(true) && record_no == skip {
+                    columns = record.iter().map(|s| s.to_string()).collect();
+                }
+                continue;
+            }
+            let pos = positions.get_or_insert_with(|| {
+                builders = schema
+                    .fields()
+                    .iter()
+                    .map(|_| StringBuilder::new())
+                    .collect();
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| columns.iter().position(|c| c == f.name()))
+                    .collect()
+            });
+            let line = record.position().map(|p| p.line()).unwrap_or(0);
+            if record.len() > columns.len() {
+                let text = record.iter().collect::<Vec<_>>().join(",");
+                budget.record(row_error(
+                    split,
+                    line,
+                    &text,
+                    &format!(
+                        "found {} values but only {} columns are declared",
+                        record.len(),
+                        columns.len()
+                    ),
+                ))?;
+                continue;
+            }
+            for (b, p) in builders.iter_mut().zip(pos.iter()) {
+                match p.and_then(|i| record.get(i)) {
+                    Some(v) => b.append_value(v),
+                    None => b.append_null(),
+                }
+            }
+            lines.push(line);
+            rows += 1;
+        }
+        if rows >= batch_size || (record.is_none() && rows > 0) {
+            let strings: Vec<ArrayRef> = builders
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef)
+                .collect();
+            let batch = coerce_batch(split, schema, strings, &lines, budget)?;
+            lines.clear();
+            rows = 0;
+            if batch.num_rows() > 0 && !emit(batch)? {
+                return Ok(());
+            }
+        }
+        if record.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+/// Converts string columns to the schema's types. Empty strings are NULL for non-string
+/// columns; values that do not parse are parse exceptions and their rows are dropped.
+fn coerce_batch(
+    split: &InputSplit,
+    schema: &SchemaRef,
+    strings: Vec<ArrayRef>,
+    lines: &[u64],
+    budget: &ParseBudget,
+) -> Result<RecordBatch> {
+    let rows = lines.len();
+    let mut keep = vec![true; rows];
+    let mut columns = Vec::with_capacity(strings.len());
+    for (field, array) in schema.fields().iter().zip(strings) {
+        let Some(strs) = array.as_any().downcast_ref::<arrow::array::StringArray>() else {
+            return Err(DataFusionError::Internal("expected string column".into()));
+        };
+        let target = match field.data_type() {
+            arrow::datatypes::DataType::Int64 => DruidType::Long,
+            arrow::datatypes::DataType::Float64 => DruidType::Double,
+            arrow::datatypes::DataType::Float32 => DruidType::Float,
+            _ => DruidType::String,
+        };
+        let mut bad = |row: usize, value: &str| -> Result<()> {
+            keep[row] = false;
+            budget.record(row_error(
+                split,
+                lines[row],
+                value,
+                &format!(
+                    "could not convert value [{value}] to {} for column [{}]",
+                    target.native_name().to_ascii_lowercase(),
+                    field.name()
+                ),
+            ))
+        };
+        let out: ArrayRef = match target {
+            DruidType::String => array,
+            DruidType::Long => {
+                let mut b = Int64Builder::with_capacity(rows);
+                for (row, v) in strs.iter().enumerate() {
+                    match v.map(str::trim) {
+                        None | Some("") => b.append_null(),
+                        Some(s) => match parse_long(s) {
+                            Some(n) => b.append_value(n),
+                            None => {
+                                bad(row, s)?;
+                                b.append_null();
+                            }
+                        },
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DruidType::Double => {
+                let mut b = Float64Builder::with_capacity(rows);
+                for (row, v) in strs.iter().enumerate() {
+                    match v.map(str::trim) {
+                        None | Some("") => b.append_null(),
+                        Some(s) => match s.parse::<f64>() {
+                            Ok(n) => b.append_value(n),
+                            Err(_) => {
+                                bad(row, s)?;
+                                b.append_null();
+                            }
+                        },
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DruidType::Float => {
+                let mut b = Float32Builder::with_capacity(rows);
+                for (row, v) in strs.iter().enumerate() {
+                    match v.map(str::trim) {
+                        None | Some("") => b.append_null(),
+                        Some(s) => match s.parse::<f32>() {
+                            Ok(n) => b.append_value(n),
+                            Err(_) => {
+                                bad(row, s)?;
+                                b.append_null();
+                            }
+                        },
+                    }
+                }
+                Arc::new(b.finish())
+            }
+        };
+        columns.push(out);
+    }
+    let batch = RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?;
+    if keep.iter().all(|k| *k) {
+        return Ok(batch);
+    }
+    Ok(filter_record_batch(&batch, &BooleanArray::from(keep))?)
+}
+
+/// Druid's long parsing: an integer, or a decimal number truncated toward zero.
+fn parse_long(s: &str) -> Option<i64> {
+    s.parse::<i64>().ok().or_else(|| {
+        s.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && f.abs() < 9.2e18)
+            .map(|f| f.trunc() as i64)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]))
+    }
+
+    fn read(data: &str, format: &str, budget: &ParseBudget) -> Result<Vec<RecordBatch>> {
+        let split = InputSplit::Inline(Arc::from(data));
+        let format = InputFormat::from_json(format)?;
+        let mut out = Vec::new();
+        read_split(&split, &format, &schema(), 2, budget, &mut |b| {
+            out.push(b);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    fn rows(batches: &[RecordBatch]) -> usize {
+        batches.iter().map(|b| b.num_rows()).sum()
+    }
+
+    #[test]
+    fn json_reads_and_coerces() {
+        let budget = ParseBudget::new(Some(0));
+        let b = read(
+            "{\"s\":\"a\",\"n\":1}\n\n{\"s\":5,\"n\":\"7\"}\n{\"x\":1}\n",
+            r#"{"type":"json"}"#,
+            &budget,
+        )
+        .unwrap();
+        assert_eq!(rows(&b), 3);
+    }
+
+    #[test]
+    fn json_bad_line_is_a_parse_exception_with_line_number() {
+        let strict = ParseBudget::new(Some(0));
+        let err = read(
+            "{\"s\":\"a\"}\n{\"s\": oops\n",
+            r#"{"type":"json"}"#,
+            &strict,
+        )
+        .unwrap_err();
+        let fault = MsqFault::find(&err).unwrap();
+        assert_eq!(fault.error_code(), "CannotParseExternalData");
+        assert!(fault.message().contains("Line: 2"), "{}", fault.message());
+        let lenient = ParseBudget::new(Some(5));
+        let b = read(
+            "{\"s\":\"a\"}\n{\"s\": oops\n{\"n\":\"x\"}\n{\"s\":\"b\"}\n",
+            r#"{"type":"json"}"#,
+            &lenient,
+        )
+        .unwrap();
+        assert_eq!(rows(&b), 2);
+        assert_eq!(lenient.count(), 2);
+        let tight = ParseBudget::new(Some(1));
+        let err = read("x\ny\n", r#"{"type":"json"}"#, &tight).unwrap_err();
+        assert_eq!(
+            MsqFault::find(&err).unwrap().error_code(),
+            "TooManyWarnings"
+        );
+    }
+
+    #[test]
+    fn csv_with_header_and_types() {
+        let budget = ParseBudget::new(Some(1));
+        let b = read(
+            "junk\nn,s\n1,a\n\"2\",\"b,c\"\n,d\nbad,e\n",
+            r#"{"type":"csv","findColumnsFromHeader":true,"skipHeaderRows":1}"#,
+            &budget,
+        )
+        .unwrap();
+        assert_eq!(rows(&b), 3);
+        assert_eq!(budget.count(), 1);
+        assert!(budget.messages()[0].contains("could not convert value [bad] to long"));
+        let e = InputFormat::from_json(r#"{"type":"csv"}"#).unwrap_err();
+        assert!(e.to_string().contains("findColumnsFromHeader"));
+    }
+
+    #[test]
+    fn tsv_with_columns() {
+        let budget = ParseBudget::new(Some(0));
+        let b = read(
+            "x\t3\ny\t4.9\n",
+            r#"{"type":"tsv","columns":["s","n"]}"#,
+            &budget,
+        )
+        .unwrap();
+        assert_eq!(rows(&b), 2);
+        let n = b[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap();
+        assert_eq!(n.value(1), 4);
+    }
+}

@@ -1,0 +1,1 @@
+//! Grove server library (HTTP API arrives with the task API issue).

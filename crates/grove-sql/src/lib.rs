@@ -1,0 +1,26 @@
+//! Druid SQL on DataFusion: statement splitting and parsing (INSERT/REPLACE with
+//! OVERWRITE, PARTITIONED BY and CLUSTERED BY; SET for context parameters), the EXTERN
+//! relation planner, Druid's time functions, and the planning of ingest statements into
+//! an [`IngestPlan`] that `grove-engine` executes.
+//!
+//! ```text
+//! text ─▶ split_statements ─▶ parse_statement ─▶ DruidStatement
+//!            Ingest ─▶ plan_ingest (DataFusion plans the SELECT) ─▶ IngestPlan
+//!            DataFusion(SELECT ...) ─▶ SessionState::statement_to_plan
+//! ```
+
+mod extern_fn;
+pub mod functions;
+mod overwrite;
+mod plan;
+mod rewrite;
+mod statement;
+mod tokens;
+
+pub use extern_fn::ExternRelationPlanner;
+pub use overwrite::overwrite_intervals;
+pub use plan::{IngestPlan, RESERVED_COLUMNS, plan_ingest};
+pub use statement::{
+    ClusterItem, DruidStatement, IngestKind, IngestStatement, Overwrite, parse_statement,
+};
+pub use tokens::split_statements;

@@ -1,0 +1,231 @@
+//! Planning of INSERT/REPLACE: the SELECT goes through DataFusion's planner, then Druid's
+//! rules about the output are checked and the result is shaped for segment generation.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::common::{Column, DFSchema, DataFusionError, Result, ScalarValue, plan_err};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, col, lit};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{SetExpr, Statement};
+use grove_common::fault::{MAX_CLUSTERED_BY_COLUMNS, MAX_COLUMNS};
+use grove_common::types::{DruidType, StorageType, TIME_COLUMN, storage_type_for};
+use grove_common::{Granularity, Interval, MsqFault};
+
+use crate::overwrite::overwrite_intervals;
+use crate::statement::{ClusterItem, IngestKind, IngestStatement, Overwrite};
+
+/// Column names Grove reserves for its own use during ingestion.
+pub const RESERVED_COLUMNS: &[&str] = &["__bucket", "__boost"];
+
+/// An INSERT/REPLACE ready for the engine.
+#[derive(Debug, Clone)]
+pub struct IngestPlan {
+    /// INSERT or REPLACE.
+    pub kind: IngestKind,
+    /// Target datasource.
+    pub target: String,
+    /// PARTITIONED BY.
+    pub granularity: Granularity,
+    /// The time chunks REPLACE overwrites (eternity for OVERWRITE ALL); `None` for INSERT.
+    pub replace_intervals: Option<Vec<Interval>>,
+    /// Rows to write: `__time` first is not required, but present and typed
+    /// Timestamp(ms); every other column already cast to its storage type.
+    pub input: LogicalPlan,
+    /// CLUSTERED BY, as expressions over `input`'s columns.
+    pub cluster_by: Vec<Expr>,
+    /// For REPLACE: the leading CLUSTERED BY columns that are plain STRING output columns;
+    /// non-empty means segments get `range` shard specs over these dimensions.
+    pub range_dimensions: Vec<String>,
+    /// Output columns and how each is stored, in SELECT order.
+    pub columns: Vec<(String, StorageType)>,
+}
+
+/// Plans a Druid INSERT/REPLACE. Validation errors are `Plan` errors with Druid's
+/// messages; Druid faults raised at planning time are [`MsqFault`]s.
+pub async fn plan_ingest(state: &SessionState, stmt: &IngestStatement) -> Result<IngestPlan> {
+    check_duplicate_aliases(stmt)?;
+    let body = state
+        .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
+            stmt.query.clone(),
+        ))))
+        .await?;
+    let schema = Arc::clone(body.schema());
+    let mut seen = HashSet::new();
+    for field in schema.fields() {
+        if !seen.insert(field.name().as_str()) {
+            return plan_err!("Duplicate field in SELECT: [{}]", field.name());
+        }
+    }
+    if schema.fields().len() > MAX_COLUMNS {
+        return Err(MsqFault::TooManyColumns {
+            num_columns: schema.fields().len(),
+        }
+        .into());
+    }
+    if let Some(name) = schema
+        .fields()
+        .iter()
+        .map(|f| f.name())
+        .find(|n| RESERVED_COLUMNS.contains(&n.as_str()))
+    {
+        return Err(MsqFault::ColumnNameRestricted {
+            column_name: name.clone(),
+        }
+        .into());
+    }
+    let time_field = schema.fields().iter().find(|f| f.name() == TIME_COLUMN);
+    match time_field {
+        Some(f) if storage_type_for(TIME_COLUMN, f.data_type()).is_none() => {
+            return plan_err!(
+                "Field [{TIME_COLUMN}] was the wrong type [{}], expected TIMESTAMP",
+                grove_common::types::sql_type_name(f.data_type())
+            );
+        }
+        None if stmt.granularity != Granularity::All => {
+            return plan_err!(
+                "The granularity [{}] specified in the PARTITIONED BY clause of the {} query is \
+                 different from ALL. Therefore, the query must specify a time column (named __time).",
+                stmt.granularity.druid_description(),
+                stmt.kind
+            );
+        }
+        _ => {}
+    }
+
+    // Cast every column to the type it is stored as.
+    let mut columns = Vec::with_capacity(schema.fields().len() + 1);
+    let mut exprs = Vec::with_capacity(schema.fields().len() + 1);
+    for (qualifier, field) in schema.iter() {
+        let Some(storage) = storage_type_for(field.name(), field.data_type()) else {
+            return Err(MsqFault::ColumnTypeNotSupported {
+                column_name: field.name().clone(),
+                column_type: field.data_type().to_string(),
+            }
+            .into());
+        };
+        let column = Expr::Column(Column::from((qualifier, field.as_ref())));
+        let target_type = storage.arrow_type();
+        let expr = if field.data_type() == &target_type {
+            column
+        } else {
+            cast(column, target_type)
+        };
+        exprs.push(expr.alias(field.name()));
+        columns.push((field.name().clone(), storage));
+    }
+    if time_field.is_none() {
+        // PARTITIONED BY ALL without __time: Druid writes 0 (1970-01-01T00:00:00Z).
+        exprs.push(lit(ScalarValue::TimestampMillisecond(Some(0), None)).alias(TIME_COLUMN));
+        columns.push((TIME_COLUMN.to_string(), StorageType::Time));
+    }
+    let input = LogicalPlanBuilder::from(body).project(exprs)?.build()?;
+
+    let (cluster_by, range_dimensions) = resolve_cluster_by(state, stmt, &input, &columns)?;
+    let replace_intervals = match &stmt.overwrite {
+        None => None,
+        Some(Overwrite::All) => Some(vec![Interval::eternity()]),
+        Some(Overwrite::Where(cond)) => Some(overwrite_intervals(cond, &stmt.granularity)?),
+    };
+    Ok(IngestPlan {
+        kind: stmt.kind,
+        target: stmt.target.clone(),
+        granularity: stmt.granularity,
+        replace_intervals,
+        input,
+        cluster_by,
+        range_dimensions,
+        columns,
+    })
+}
+
+/// Catches `SELECT a AS x, b AS x` before DataFusion reports it in its own words.
+fn check_duplicate_aliases(stmt: &IngestStatement) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::SelectItem;
+    let SetExpr::Select(select) = stmt.query.body.as_ref() else {
+        return Ok(());
+    };
+    let mut seen = HashSet::new();
+    for item in &select.projection {
+        let name = match item {
+            SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+            SelectItem::UnnamedExpr(datafusion::sql::sqlparser::ast::Expr::Identifier(id)) => {
+                id.value.clone()
+            }
+            _ => continue,
+        };
+        if !seen.insert(name.clone()) {
+            return plan_err!("Duplicate field in SELECT: [{name}]");
+        }
+    }
+    Ok(())
+}
+
+fn resolve_cluster_by(
+    state: &SessionState,
+    stmt: &IngestStatement,
+    input: &LogicalPlan,
+    columns: &[(String, StorageType)],
+) -> Result<(Vec<Expr>, Vec<String>)> {
+    if stmt.clustered_by.len() > MAX_CLUSTERED_BY_COLUMNS {
+        return Err(MsqFault::TooManyClusteredByColumns {
+            num_columns: stmt.clustered_by.len(),
+            stage: 0,
+        }
+        .into());
+    }
+    let output_names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+    let mut exprs = Vec::with_capacity(stmt.clustered_by.len());
+    // Each item's output column, when the item is a plain column.
+    let mut plain: Vec<Option<&(String, StorageType)>> = Vec::new();
+    for item in &stmt.clustered_by {
+        match item {
+            ClusterItem::Column(name) => {
+                let Some(c) = columns.iter().find(|(n, _)| n == name) else {
+                    return plan_err!(
+                        "CLUSTERED BY column [{name}] is not an output column of the query; \
+                         output columns are [{}]",
+                        output_names.join(", ")
+                    );
+                };
+                exprs.push(col(Column::new_unqualified(name)));
+                plain.push(Some(c));
+            }
+            ClusterItem::Ordinal(i) => {
+                let Some(c) = columns.get(i - 1).filter(|_| *i <= output_names.len()) else {
+                    return plan_err!(
+                        "Ordinal out of range: CLUSTERED BY {i} but the query has {} output columns",
+                        output_names.len()
+                    );
+                };
+                exprs.push(col(Column::new_unqualified(&c.0)));
+                plain.push(Some(c));
+            }
+            ClusterItem::Expr(e) => {
+                let df_schema: &DFSchema = input.schema();
+                let expr = state
+                    .create_logical_expr(&e.to_string(), df_schema)
+                    .map_err(|err| {
+                        DataFusionError::Plan(format!(
+                            "Invalid CLUSTERED BY expression [{e}]: {err}"
+                        ))
+                    })?;
+                exprs.push(expr);
+                plain.push(None);
+            }
+        }
+    }
+    let range_dimensions = if stmt.kind == IngestKind::Replace {
+        plain
+            .iter()
+            .map_while(|c| match c {
+                Some((name, StorageType::Column(DruidType::String))) => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok((exprs, range_dimensions))
+}

@@ -1,0 +1,92 @@
+//! Rewrites of Druid-only expression syntax into calls DataFusion can plan.
+//!
+//! - `FLOOR(ts TO unit)` becomes `TIME_FLOOR(ts, '<period>')`
+//! - `CEIL(ts TO unit)` becomes `TIME_CEIL(ts, '<period>')`
+
+use std::ops::ControlFlow;
+
+use datafusion::common::{DataFusionError, Result};
+use datafusion::sql::sqlparser::ast::{
+    CeilFloorKind, DateTimeField, Expr as SqlExpr, Query, Statement, VisitMut,
+    visit_expressions_mut,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use crate::statement::datetime_field_period;
+
+/// Rewrites Druid syntax everywhere in a statement.
+pub(crate) fn rewrite_druid_syntax(stmt: &mut Statement) -> Result<()> {
+    rewrite(stmt)
+}
+
+/// Rewrites Druid syntax everywhere in a query.
+pub(crate) fn rewrite_query(query: &mut Query) -> Result<()> {
+    rewrite(query)
+}
+
+fn rewrite<V: VisitMut>(node: &mut V) -> Result<()> {
+    let flow = visit_expressions_mut(node, |expr| {
+        let replacement = match expr {
+            SqlExpr::Floor {
+                expr: inner,
+                field: CeilFloorKind::DateTimeField(field),
+            } if !matches!(field, DateTimeField::NoDateTime) => {
+                Some(time_call("TIME_FLOOR", inner, field))
+            }
+            SqlExpr::Ceil {
+                expr: inner,
+                field: CeilFloorKind::DateTimeField(field),
+            } if !matches!(field, DateTimeField::NoDateTime) => {
+                Some(time_call("TIME_CEIL", inner, field))
+            }
+            _ => None,
+        };
+        match replacement {
+            Some(Ok(new_expr)) => {
+                *expr = new_expr;
+                ControlFlow::Continue(())
+            }
+            Some(Err(e)) => ControlFlow::Break(e),
+            None => ControlFlow::Continue(()),
+        }
+    });
+    match flow {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+fn time_call(func: &str, inner: &SqlExpr, field: &DateTimeField) -> Result<SqlExpr> {
+    let Some(period) = datetime_field_period(field) else {
+        return Err(DataFusionError::Plan(format!(
+            "{} with unit [{field}] is not supported; use SECOND, MINUTE, HOUR, DAY, WEEK, \
+             MONTH, QUARTER or YEAR",
+            &func[5..]
+        )));
+    };
+    let text = format!("{func}({inner}, '{period}')");
+    Parser::new(&GenericDialect {})
+        .try_with_sql(&text)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| DataFusionError::Plan(format!("Invalid SQL: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_and_ceil_to_unit() {
+        let mut stmt = Parser::new(&GenericDialect {})
+            .try_with_sql("SELECT FLOOR(__time TO DAY), CEIL(t TO QUARTER), FLOOR(x) FROM s")
+            .unwrap()
+            .parse_statement()
+            .unwrap();
+        rewrite_druid_syntax(&mut stmt).unwrap();
+        assert_eq!(
+            stmt.to_string(),
+            "SELECT TIME_FLOOR(__time, 'P1D'), TIME_CEIL(t, 'P3M'), FLOOR(x) FROM s"
+        );
+    }
+}

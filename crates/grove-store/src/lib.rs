@@ -1,0 +1,16 @@
+//! Grove's storage: deep storage for segment files (object_store; a local directory by
+//! default), Druid's segment model (ids, versions, shard specs, payloads), the metadata
+//! store (SQLite by default, a PostgreSQL-compatible schema) with its atomic publish, and
+//! datasources as DataFusion tables over their visible segments.
+
+mod deep;
+mod metadata;
+mod segment;
+mod table;
+
+pub use deep::DeepStorage;
+pub use metadata::{
+    MetadataStore, NewSegment, PublishMode, PublishRequest, PublishResult, RangeBounds,
+};
+pub use segment::{DataSegment, SegmentColumn, ShardSpec, segment_id, version_string};
+pub use table::{DatasourceTable, DruidSchema, union_schema, visible_segments};
