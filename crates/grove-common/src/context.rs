@@ -180,13 +180,13 @@ impl QueryContext {
 
     /// The engine options this context implies.
     pub fn msq_options(&self) -> Result<MsqOptions, String> {
-        let mut opts = MsqOptions::default();
-        opts.max_parse_exceptions = self
-            .max_parse_exceptions()?
-            .map(|v| i32::try_from(v).unwrap_or(i32::MAX))
-            .unwrap_or(-1);
-        opts.rows_per_segment = self.rows_per_segment()?;
-        Ok(opts)
+        Ok(MsqOptions {
+            max_parse_exceptions: self
+                .max_parse_exceptions()?
+                .map(|v| i32::try_from(v).unwrap_or(i32::MAX))
+                .unwrap_or(-1),
+            rows_per_segment: self.rows_per_segment()?,
+        })
     }
 
     /// `sqlTimeZone` (default UTC).

@@ -52,7 +52,7 @@ pub enum Overwrite {
     /// `OVERWRITE ALL`.
     All,
     /// `OVERWRITE WHERE <condition on __time>`.
-    Where(SqlExpr),
+    Where(Box<SqlExpr>),
 }
 
 /// One CLUSTERED BY item: an output column name, a 1-based ordinal, or an expression.
@@ -63,7 +63,7 @@ pub enum ClusterItem {
     /// A 1-based position in the SELECT list.
     Ordinal(usize),
     /// Any other expression over the output columns.
-    Expr(SqlExpr),
+    Expr(Box<SqlExpr>),
 }
 
 /// A parsed `INSERT`/`REPLACE` statement.
@@ -284,7 +284,7 @@ fn parse_overwrite(parser: &mut Parser<'_>, kind: IngestKind) -> Result<Option<O
         }
         (IngestKind::Replace, true) if parser.parse_keyword(Keyword::WHERE) => {
             let cond = parser.parse_expr().map_err(parser_error)?;
-            Ok(Some(Overwrite::Where(cond)))
+            Ok(Some(Overwrite::Where(Box::new(cond))))
         }
         (IngestKind::Replace, _) => plan_err!(
             "Missing time chunk information in OVERWRITE clause for REPLACE. Use OVERWRITE WHERE \
@@ -472,9 +472,9 @@ fn parse_clustered_by(tokens: &[TokenWithSpan]) -> Result<Vec<ClusterItem>> {
                             );
                         }
                     },
-                    _ => ClusterItem::Expr(SqlExpr::Value(v)),
+                    _ => ClusterItem::Expr(Box::new(SqlExpr::Value(v))),
                 },
-                other => ClusterItem::Expr(other),
+                other => ClusterItem::Expr(Box::new(other)),
             })
         })
         .collect()

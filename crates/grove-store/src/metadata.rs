@@ -321,23 +321,22 @@ fn allocate(req: &PublishRequest, existing: &[DataSegment]) -> Result<PublishRes
                     .map(|e| e.version.clone())
                     .max_by_key(|v| version_millis(v))
                     .unwrap_or_else(|| version_string(req.task_start));
-                let mut next = overlapping
+                let first = overlapping
                     .iter()
                     .filter(|e| e.version == version)
                     .map(|e| e.shard_spec.partition_num() + 1)
                     .max()
                     .unwrap_or(0);
-                for s in segments {
+                for (partition_num, s) in (first..).zip(segments) {
                     out.published.push(new_data_segment(
                         req,
                         s,
                         version.clone(),
                         ShardSpec::Numbered {
-                            partition_num: next,
+                            partition_num,
                             partitions: 0,
                         },
                     ));
-                    next += 1;
                 }
             }
         }
