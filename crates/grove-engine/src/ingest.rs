@@ -6,6 +6,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, col, lit};
 use datafusion::physical_plan::execute_stream;
 use futures::StreamExt;
+use grove_common::fault::{MAX_BUCKETS, MAX_PARTITIONS};
 use grove_common::types::TIME_COLUMN;
 use grove_common::{Granularity, MsqFault, QueryContext};
 use grove_sql::{IngestKind, IngestStatement, plan_ingest};
@@ -70,6 +71,8 @@ pub(crate) async fn run_ingest(
         replace_intervals: plan.replace_intervals.clone(),
         range_dimensions: plan.range_dimensions.clone(),
         columns: plan.columns.clone(),
+        max_partitions: MAX_PARTITIONS,
+        max_buckets: MAX_BUCKETS,
     };
     let mut writer = SegmentWriter::try_new(config, deep.clone(), schema)?;
     let written = async {

@@ -18,7 +18,6 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
 use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 use datafusion::common::{DataFusionError, Result};
-use grove_common::fault::{MAX_BUCKETS, MAX_PARTITIONS};
 use grove_common::types::{StorageType, TIME_COLUMN};
 use grove_common::{Granularity, Interval, MsqFault};
 use grove_store::{DeepStorage, NewSegment, RangeBounds, SegmentColumn};
@@ -41,6 +40,10 @@ pub(crate) struct WriterConfig {
     /// Range shard-spec dimensions (column names), empty for numbered shard specs.
     pub(crate) range_dimensions: Vec<String>,
     pub(crate) columns: Vec<(String, StorageType)>,
+    /// Most segments (Druid's TooManyPartitions limit).
+    pub(crate) max_partitions: usize,
+    /// Most time chunks (Druid's TooManyBuckets limit).
+    pub(crate) max_buckets: usize,
 }
 
 struct OpenSegment {
@@ -172,7 +175,7 @@ impl SegmentWriter {
             }
             .into());
         }
-        if self.buckets.insert(interval) && self.buckets.len() > MAX_BUCKETS {
+        if self.buckets.insert(interval) && self.buckets.len() > self.config.max_buckets {
             return Err(MsqFault::TooManyBuckets.into());
         }
         Ok(())
@@ -249,7 +252,7 @@ impl SegmentWriter {
             .iter()
             .filter(|f| f.interval == interval)
             .count();
-        if self.finished.len() + 1 > MAX_PARTITIONS {
+        if self.finished.len() + 1 > self.config.max_partitions {
             return Err(MsqFault::TooManyPartitions.into());
         }
         let path =
@@ -367,4 +370,160 @@ fn string_at(array: &dyn Array, row: usize) -> Option<String> {
     array
         .as_string_opt::<i32>()
         .map(|a| a.value(row).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use grove_common::types::DruidType;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new(
+                "__time",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                true,
+            ),
+            Field::new("page", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]))
+    }
+
+    fn batch(rows: &[(i64, Option<&str>)]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(TimestampMillisecondArray::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from((0..rows.len() as i64).collect::<Vec<_>>())),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn config(rows_per_segment: usize, range: bool) -> WriterConfig {
+        WriterConfig {
+            data_source: "t".into(),
+            task_id: "task".into(),
+            granularity: Granularity::from_name("DAY").unwrap(),
+            rows_per_segment,
+            replace_intervals: None,
+            range_dimensions: if range { vec!["page".into()] } else { vec![] },
+            columns: vec![
+                ("__time".into(), StorageType::Time),
+                ("page".into(), StorageType::Column(DruidType::String)),
+                ("n".into(), StorageType::Column(DruidType::Long)),
+            ],
+            max_partitions: 25_000,
+            max_buckets: 5_000,
+        }
+    }
+
+    async fn write_all(config: WriterConfig, batches: &[RecordBatch]) -> Result<Vec<NewSegment>> {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = DeepStorage::local(dir.path()).unwrap();
+        let mut w = SegmentWriter::try_new(config, deep, schema())?;
+        for b in batches {
+            w.write(b).await?;
+        }
+        w.finish().await
+    }
+
+    fn key(s: &str) -> Option<Vec<Option<String>>> {
+        Some(vec![Some(s.to_string())])
+    }
+
+    #[tokio::test]
+    async fn range_boundaries_never_split_a_key() {
+        // Sorted by page within one day; "b" appears 3 times, straddling the cut after 2
+        // rows and a batch boundary: the segment grows until the key changes.
+        let b1 = batch(&[(1, Some("a")), (2, Some("b")), (3, Some("b"))]);
+        let b2 = batch(&[(4, Some("b")), (5, Some("c")), (6, Some("d"))]);
+        let segs = write_all(config(2, true), &[b1, b2]).await.unwrap();
+        let rows: Vec<u64> = segs.iter().map(|s| s.num_rows).collect();
+        assert_eq!(rows, vec![4, 2], "a b b b | c d");
+        let bounds: Vec<_> = segs
+            .iter()
+            .map(|s| {
+                let r = s.range.clone().unwrap();
+                (r.start, r.end)
+            })
+            .collect();
+        assert_eq!(bounds, vec![(None, key("c")), (key("c"), None)]);
+    }
+
+    #[tokio::test]
+    async fn range_boundaries_restart_in_each_time_chunk() {
+        let day = 24 * HOUR;
+        let b = batch(&[
+            (1, Some("a")),
+            (2, Some("b")),
+            (day + 1, Some("a")),
+            (day + 2, Some("c")),
+        ]);
+        let segs = write_all(config(1, true), &[b]).await.unwrap();
+        assert_eq!(segs.len(), 4);
+        assert_eq!(segs[0].range.as_ref().unwrap().start, None);
+        assert_eq!(segs[1].range.as_ref().unwrap().end, None);
+        assert_eq!(segs[2].range.as_ref().unwrap().start, None);
+        assert_eq!(segs[3].range.as_ref().unwrap().start, key("c"));
+        assert_eq!(segs[2].interval, Interval::new(day, 2 * day));
+    }
+
+    #[tokio::test]
+    async fn numbered_cuts_exactly() {
+        let b = batch(&[
+            (1, Some("b")),
+            (2, Some("b")),
+            (3, Some("b")),
+            (4, Some("b")),
+        ]);
+        let segs = write_all(config(3, false), &[b]).await.unwrap();
+        let rows: Vec<u64> = segs.iter().map(|s| s.num_rows).collect();
+        assert_eq!(rows, vec![3, 1]);
+        assert!(segs.iter().all(|s| s.range.is_none()));
+    }
+
+    #[tokio::test]
+    async fn limits_and_time_faults() {
+        let code =
+            |r: Result<Vec<NewSegment>>| MsqFault::find(&r.unwrap_err()).unwrap().error_code();
+        let mut c = config(1, false);
+        c.max_partitions = 2;
+        let b = batch(&[(1, Some("a")), (2, Some("b")), (3, Some("c"))]);
+        assert_eq!(
+            code(write_all(c, std::slice::from_ref(&b)).await),
+            "TooManyPartitions"
+        );
+        let mut c = config(10, false);
+        c.granularity = Granularity::from_name("HOUR").unwrap();
+        c.max_buckets = 1;
+        let two_hours = batch(&[(1, Some("a")), (HOUR + 1, Some("b"))]);
+        assert_eq!(code(write_all(c, &[two_hours]).await), "TooManyBuckets");
+        let mut c = config(10, false);
+        c.replace_intervals = Some(vec![Interval::new(0, 24 * HOUR)]);
+        let late = batch(&[(1, Some("a")), (25 * HOUR, Some("b"))]);
+        assert_eq!(code(write_all(c, &[late]).await), "InsertTimeOutOfBounds");
+        let nulls = RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(TimestampMillisecondArray::from(vec![Some(1), None])),
+                Arc::new(StringArray::from(vec!["a", "b"])),
+                Arc::new(Int64Array::from(vec![1, 2])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            code(write_all(config(10, false), &[nulls]).await),
+            "InsertTimeNull"
+        );
+    }
 }

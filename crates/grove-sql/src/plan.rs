@@ -45,6 +45,7 @@ pub struct IngestPlan {
 /// Plans a Druid INSERT/REPLACE. Validation errors are `Plan` errors with Druid's
 /// messages; Druid faults raised at planning time are [`MsqFault`]s.
 pub async fn plan_ingest(state: &SessionState, stmt: &IngestStatement) -> Result<IngestPlan> {
+    check_supported(stmt)?;
     check_duplicate_aliases(stmt)?;
     let body = state
         .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
@@ -138,6 +139,25 @@ pub async fn plan_ingest(state: &SessionState, stmt: &IngestStatement) -> Result
         range_dimensions,
         columns,
     })
+}
+
+/// Query shapes Druid's MSQ engine refuses with `QueryNotSupported`.
+fn check_supported(stmt: &IngestStatement) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, visit_expressions};
+    use std::ops::ControlFlow;
+    let found = visit_expressions(&stmt.query, |e| match e {
+        SqlExpr::GroupingSets(_) => ControlFlow::Break("GROUPING SETS"),
+        SqlExpr::Rollup(_) => ControlFlow::Break("ROLLUP"),
+        SqlExpr::Cube(_) => ControlFlow::Break("CUBE"),
+        _ => ControlFlow::Continue(()),
+    });
+    if let ControlFlow::Break(what) = found {
+        return Err(MsqFault::QueryNotSupported {
+            message: format!("{what} is not supported in INSERT or REPLACE queries"),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Catches `SELECT a AS x, b AS x` before DataFusion reports it in its own words.
