@@ -12,13 +12,19 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionState;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use grove_common::QueryContext;
 use grove_common::context::MsqOptions;
-use grove_sql::{DruidStatement, ExternRelationPlanner, parse_statement, split_statements};
+use grove_sql::{
+    DruidStatement, ExternRelationPlanner, IngestPlan, IngestStatement, parse_statement,
+    plan_ingest, split_statements,
+};
 use grove_store::{DeepStorage, DruidSchema, MetadataStore};
 
-use crate::ingest::{IngestSummary, run_ingest};
+use crate::ingest::{IngestSummary, execute_ingest, task_id_for};
+use crate::query::{QueryResults, collect_query, plan_is_query};
+use crate::task::{TaskControl, TaskPhase};
 
 /// Name of Druid's catalog and schema.
 pub const DRUID_SCHEMA: &str = "druid";
@@ -31,6 +37,39 @@ pub enum StatementOutcome {
     Ingest(IngestSummary),
     /// A `SET` of a context parameter.
     Set,
+}
+
+/// What a prepared statement will do.
+#[derive(Debug)]
+pub enum PreparedKind {
+    /// Write segments.
+    Ingest(Box<IngestPlan>),
+    /// Return rows.
+    Query(Box<LogicalPlan>),
+}
+
+/// A validated, planned statement, ready to run as a task.
+pub struct PreparedStatement {
+    /// The task id (`query-<sqlQueryId or uuid>`).
+    pub task_id: String,
+    /// The SQL as submitted.
+    pub sql: String,
+    /// The effective query context.
+    pub context: QueryContext,
+    /// The session state it was planned with.
+    pub state: SessionState,
+    /// The plan.
+    pub kind: PreparedKind,
+}
+
+impl std::fmt::Debug for PreparedStatement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedStatement")
+            .field("task_id", &self.task_id)
+            .field("sql", &self.sql)
+            .field("kind", &self.kind)
+            .finish()
+    }
 }
 
 /// Grove: Druid SQL over a DataFusion session, with segments in deep storage and a
@@ -188,9 +227,8 @@ impl GroveContext {
             }
             DruidStatement::Ingest(stmt) => {
                 let context = self.effective_context(context)?;
-                let state = self.statement_state(&context)?;
-                let summary =
-                    run_ingest(&state, &stmt, &context, &self.metadata, &self.deep, sql).await?;
+                let prepared = self.prepare_ingest(sql, *stmt, context).await?;
+                let summary = self.run_ingest(&prepared, &TaskControl::new()).await?;
                 Ok(StatementOutcome::Ingest(summary))
             }
             DruidStatement::DataFusion(stmt) => {
@@ -202,6 +240,108 @@ impl GroveContext {
                 ))
             }
         }
+    }
+
+    /// Validates and plans a task's SQL (leading `SET key = value;` statements apply to
+    /// this task only) without running it: every SQL error surfaces here.
+    pub async fn prepare(&self, sql: &str, context: &QueryContext) -> Result<PreparedStatement> {
+        let statements = split_statements(sql)?;
+        let mut context = self.effective_context(context)?;
+        let Some((last, sets)) = statements.split_last() else {
+            return Err(DataFusionError::Plan("Empty SQL statement".into()));
+        };
+        for set in sets {
+            match parse_statement(set)? {
+                DruidStatement::SetContext { key, value } => {
+                    context.set(key, value).map_err(DataFusionError::Plan)?
+                }
+                _ => {
+                    return Err(DataFusionError::Plan(
+                        "Only one statement may be run at a time; statements before it must be \
+                         SET statements"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        match parse_statement(last)? {
+            DruidStatement::Ingest(stmt) => self.prepare_ingest(sql, *stmt, context).await,
+            DruidStatement::DataFusion(stmt) => {
+                let state = self.statement_state(&context)?;
+                let plan = state.statement_to_plan(*stmt).await?;
+                if !matches!(plan, LogicalPlan::Explain(_)) && !plan_is_query(&plan) {
+                    return Err(DataFusionError::Plan(format!(
+                        "Unsupported SQL statement for a task: {}",
+                        plan.display()
+                    )));
+                }
+                Ok(PreparedStatement {
+                    task_id: task_id_for(&context)?,
+                    sql: sql.to_string(),
+                    context,
+                    state,
+                    kind: PreparedKind::Query(Box::new(plan)),
+                })
+            }
+            DruidStatement::SetContext { .. } => Err(DataFusionError::Plan(
+                "A task needs a query after its SET statements".into(),
+            )),
+        }
+    }
+
+    async fn prepare_ingest(
+        &self,
+        sql: &str,
+        stmt: IngestStatement,
+        context: QueryContext,
+    ) -> Result<PreparedStatement> {
+        let state = self.statement_state(&context)?;
+        let plan = plan_ingest(&state, &stmt).await?;
+        Ok(PreparedStatement {
+            task_id: task_id_for(&context)?,
+            sql: sql.to_string(),
+            context,
+            state,
+            kind: PreparedKind::Ingest(Box::new(plan)),
+        })
+    }
+
+    /// Runs a prepared INSERT/REPLACE.
+    pub async fn run_ingest(
+        &self,
+        prepared: &PreparedStatement,
+        control: &TaskControl,
+    ) -> Result<IngestSummary> {
+        let PreparedKind::Ingest(plan) = &prepared.kind else {
+            return Err(DataFusionError::Internal("not an ingest".into()));
+        };
+        let result = execute_ingest(
+            &prepared.state,
+            plan,
+            &prepared.context,
+            &self.metadata,
+            &self.deep,
+            &prepared.task_id,
+            control,
+        )
+        .await;
+        control.progress.set_phase(TaskPhase::Done);
+        result
+    }
+
+    /// Runs a prepared SELECT, keeping at most `max_rows` rows.
+    pub async fn run_query(
+        &self,
+        prepared: &PreparedStatement,
+        control: &TaskControl,
+        max_rows: usize,
+    ) -> Result<QueryResults> {
+        let PreparedKind::Query(plan) = &prepared.kind else {
+            return Err(DataFusionError::Internal("not a query".into()));
+        };
+        let result = collect_query(&prepared.state, plan, control, max_rows).await;
+        control.progress.set_phase(TaskPhase::Done);
+        result
     }
 
     /// The session's SET parameters with `context` laid over them.

@@ -4,14 +4,20 @@
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, col, lit};
-use datafusion::physical_plan::execute_stream;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use futures::StreamExt;
+use grove_common::fault::CancelReason;
 use grove_common::fault::{MAX_BUCKETS, MAX_PARTITIONS};
 use grove_common::types::TIME_COLUMN;
 use grove_common::{Granularity, MsqFault, QueryContext};
-use grove_sql::{IngestKind, IngestStatement, plan_ingest};
+use grove_input::{ExternScanExec, ScanCounters};
+use grove_sql::{IngestKind, IngestPlan};
 use grove_store::{DataSegment, DeepStorage, MetadataStore, PublishMode, PublishRequest};
 
+use crate::task::{TaskControl, TaskPhase};
 use crate::writer::{SegmentWriter, WriterConfig};
 
 /// What an ingest published.
@@ -29,24 +35,32 @@ pub struct IngestSummary {
     pub overshadowed: Vec<String>,
 }
 
-pub(crate) async fn run_ingest(
+/// The task id of a statement: `query-<sqlQueryId>`, or `query-<uuid>`.
+pub(crate) fn task_id_for(context: &QueryContext) -> Result<String> {
+    Ok(
+        match context.sql_query_id().map_err(DataFusionError::Plan)? {
+            Some(id) => format!("query-{id}"),
+            None => format!("query-{}", uuid::Uuid::new_v4()),
+        },
+    )
+}
+
+/// Runs a planned INSERT/REPLACE to completion (or cancellation) and publishes it.
+pub(crate) async fn execute_ingest(
     state: &SessionState,
-    stmt: &IngestStatement,
+    plan: &IngestPlan,
     context: &QueryContext,
     metadata: &MetadataStore,
     deep: &DeepStorage,
-    _sql: &str,
+    task_id: &str,
+    control: &TaskControl,
 ) -> Result<IngestSummary> {
     let task_start = chrono::Utc::now().timestamp_millis();
-    let task_id = match context.sql_query_id().map_err(DataFusionError::Plan)? {
-        Some(id) => format!("query-{id}"),
-        None => format!("query-{}", uuid::Uuid::new_v4()),
-    };
-    let plan = plan_ingest(state, stmt).await?;
     let rows_per_segment = context.rows_per_segment().map_err(DataFusionError::Plan)?;
     let fail_on_empty = context
         .fail_on_empty_insert()
         .map_err(DataFusionError::Plan)?;
+    let progress = &control.progress;
 
     // Sort by [time chunk, CLUSTERED BY..., __time].
     let mut sort: Vec<SortExpr> = Vec::new();
@@ -61,11 +75,12 @@ pub(crate) async fn run_ingest(
         .sort(sort)?
         .build()?;
     let physical = state.create_physical_plan(&sorted).await?;
+    progress.set_scans(collect_scans(&physical));
     let schema = physical.schema();
 
     let config = WriterConfig {
         data_source: plan.target.clone(),
-        task_id: task_id.clone(),
+        task_id: task_id.to_string(),
         granularity: plan.granularity,
         rows_per_segment,
         replace_intervals: plan.replace_intervals.clone(),
@@ -75,10 +90,26 @@ pub(crate) async fn run_ingest(
         max_buckets: MAX_BUCKETS,
     };
     let mut writer = SegmentWriter::try_new(config, deep.clone(), schema)?;
+    progress.set_phase(TaskPhase::Reading);
     let written = async {
         let mut stream = execute_stream(physical, state.task_ctx())?;
-        while let Some(batch) = stream.next().await {
-            writer.write(&batch?).await?;
+        loop {
+            let next = tokio::select! {
+                _ = control.cancel.cancelled() => {
+                    return Err(MsqFault::Canceled { reason: CancelReason::TaskShutdown }.into());
+                }
+                next = stream.next() => next,
+            };
+            let Some(batch) = next else { break };
+            let batch = batch?;
+            if progress.phase() == TaskPhase::Reading {
+                progress.set_phase(TaskPhase::Writing);
+            }
+            writer.write(&batch).await?;
+            progress.rows_out.store(writer.rows(), Ordering::Relaxed);
+            progress
+                .segments
+                .store(writer.segments_finished() as u64, Ordering::Relaxed);
         }
         Ok::<_, DataFusionError>(())
     }
@@ -97,11 +128,33 @@ pub(crate) async fn run_ingest(
             return Err(e);
         }
     };
+    progress
+        .segments
+        .store(segments.len() as u64, Ordering::Relaxed);
+    progress
+        .bytes_out
+        .store(segments.iter().map(|s| s.size).sum(), Ordering::Relaxed);
+    let cleanup_and = |e: DataFusionError| async {
+        deep.delete_all(&paths).await;
+        e
+    };
     if rows == 0 && fail_on_empty {
-        return Err(MsqFault::InsertCannotBeEmpty {
-            data_source: plan.target.clone(),
-        }
-        .into());
+        return Err(cleanup_and(
+            MsqFault::InsertCannotBeEmpty {
+                data_source: plan.target.clone(),
+            }
+            .into(),
+        )
+        .await);
+    }
+    if control.cancel.is_cancelled() {
+        return Err(cleanup_and(
+            MsqFault::Canceled {
+                reason: CancelReason::TaskShutdown,
+            }
+            .into(),
+        )
+        .await);
     }
     let mode = match (&plan.kind, &plan.replace_intervals) {
         (IngestKind::Replace, Some(intervals)) => PublishMode::Replace {
@@ -111,13 +164,14 @@ pub(crate) async fn run_ingest(
     };
     if rows == 0 && mode == PublishMode::Append {
         return Ok(IngestSummary {
-            task_id,
-            data_source: plan.target,
+            task_id: task_id.to_string(),
+            data_source: plan.target.clone(),
             rows: 0,
             segments: vec![],
             overshadowed: vec![],
         });
     }
+    progress.set_phase(TaskPhase::Publishing);
     let published = metadata
         .publish(PublishRequest {
             data_source: plan.target.clone(),
@@ -128,6 +182,7 @@ pub(crate) async fn run_ingest(
         .await;
     match published {
         Ok(result) => {
+            progress.rows_pushed.store(rows, Ordering::Relaxed);
             tracing::info!(
                 task_id = %task_id,
                 data_source = %plan.target,
@@ -136,18 +191,28 @@ pub(crate) async fn run_ingest(
                 "published"
             );
             Ok(IngestSummary {
-                task_id,
-                data_source: plan.target,
+                task_id: task_id.to_string(),
+                data_source: plan.target.clone(),
                 rows,
                 segments: result.published,
                 overshadowed: result.overshadowed,
             })
         }
-        Err(e) => {
-            deep.delete_all(&paths).await;
-            Err(e)
-        }
+        Err(e) => Err(cleanup_and(e).await),
     }
+}
+
+/// Counters of every EXTERN scan in a physical plan.
+pub(crate) fn collect_scans(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<ScanCounters>> {
+    let mut out = Vec::new();
+    let mut stack = vec![Arc::clone(plan)];
+    while let Some(p) = stack.pop() {
+        if let Some(scan) = p.downcast_ref::<ExternScanExec>() {
+            out.push(Arc::clone(scan.counters()));
+        }
+        stack.extend(p.children().into_iter().cloned());
+    }
+    out
 }
 
 /// The time-chunk expression rows are sorted by first: `TIME_FLOOR(__time, period)`.

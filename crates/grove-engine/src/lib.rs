@@ -8,7 +8,15 @@
 
 mod context;
 mod ingest;
+mod query;
+mod report;
+mod task;
 mod writer;
 
-pub use context::{DRUID_SCHEMA, GroveContext, StatementOutcome};
+pub use context::{DRUID_SCHEMA, GroveContext, PreparedKind, PreparedStatement, StatementOutcome};
 pub use ingest::IngestSummary;
+pub use query::QueryResults;
+pub use report::{
+    IngestDescription, QUERY_SELECT_DATASOURCE, TaskDescription, TaskEnd, batch_rows,
+};
+pub use task::{TaskControl, TaskPhase, TaskProgress};

@@ -125,6 +125,11 @@ impl SegmentWriter {
         self.rows
     }
 
+    /// Segments closed so far.
+    pub(crate) fn segments_finished(&self) -> usize {
+        self.finished.len()
+    }
+
     pub(crate) async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let n = batch.num_rows();
         if n == 0 {

@@ -203,9 +203,10 @@ pub fn read_split(
     schema: &SchemaRef,
     batch_size: usize,
     budget: &ParseBudget,
+    bytes_read: Arc<AtomicU64>,
     emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
-    let reader = split.open()?;
+    let reader = split.open(bytes_read)?;
     match format {
         InputFormat::Json { .. } => read_json(split, reader, schema, batch_size, budget, emit),
         InputFormat::Csv(d) | InputFormat::Tsv(d) => {
@@ -581,10 +582,18 @@ mod tests {
         let split = InputSplit::Inline(Arc::from(data));
         let format = InputFormat::from_json(format)?;
         let mut out = Vec::new();
-        read_split(&split, &format, &schema(), 2, budget, &mut |b| {
-            out.push(b);
-            Ok(true)
-        })?;
+        read_split(
+            &split,
+            &format,
+            &schema(),
+            2,
+            budget,
+            Arc::default(),
+            &mut |b| {
+                out.push(b);
+                Ok(true)
+            },
+        )?;
         Ok(out)
     }
 

@@ -10,5 +10,5 @@ mod scan;
 mod source;
 
 pub use format::{DelimitedFormat, InputFormat, ParseBudget, read_split};
-pub use scan::{ExternScanExec, ExternSpec, ExternTable, assign_splits};
+pub use scan::{ExternScanExec, ExternSpec, ExternTable, ScanCounters, assign_splits};
 pub use source::{Compression, InputSource, InputSplit};

@@ -12,7 +12,9 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -146,6 +148,20 @@ pub fn assign_splits(mut splits: Vec<InputSplit>, partitions: usize) -> Vec<Vec<
     groups.into_iter().map(|(_, g)| g).collect()
 }
 
+/// Live counters of one EXTERN scan, shared by its partitions (Druid's `input0` channel
+/// counters: rows, bytes, files, totalFiles).
+#[derive(Debug, Default)]
+pub struct ScanCounters {
+    /// Rows produced.
+    pub rows: AtomicU64,
+    /// Raw bytes read from the input (before decompression).
+    pub bytes: AtomicU64,
+    /// Splits (files) fully read.
+    pub files: AtomicU64,
+    /// Splits in the scan.
+    pub total_files: AtomicU64,
+}
+
 /// Reads EXTERN splits; one output partition per split group.
 #[derive(Debug)]
 pub struct ExternScanExec {
@@ -153,6 +169,7 @@ pub struct ExternScanExec {
     splits: Vec<Vec<InputSplit>>,
     schema: SchemaRef,
     budget: Arc<ParseBudget>,
+    counters: Arc<ScanCounters>,
     properties: Arc<PlanProperties>,
 }
 
@@ -172,13 +189,22 @@ impl ExternScanExec {
             Boundedness::Bounded,
         )
         .with_scheduling_type(SchedulingType::Cooperative);
+        let counters = ScanCounters::default();
+        let total: usize = splits.iter().map(Vec::len).sum();
+        counters.total_files.store(total as u64, Ordering::Relaxed);
         Self {
             spec,
             splits,
             schema,
             budget: Arc::new(ParseBudget::new(max_parse_exceptions)),
+            counters: Arc::new(counters),
             properties: Arc::new(properties),
         }
+    }
+
+    /// Live counters of this scan.
+    pub fn counters(&self) -> &Arc<ScanCounters> {
+        &self.counters
     }
 
     /// The parse-exception budget shared by all partitions.
@@ -244,10 +270,32 @@ impl ExecutionPlan for ExternScanExec {
         let spec = Arc::clone(&self.spec);
         let schema = Arc::clone(&self.schema);
         let budget = Arc::clone(&self.budget);
+        let counters = Arc::clone(&self.counters);
         builder.spawn_blocking(move || {
+            let bytes = Arc::new(AtomicU64::new(0));
             for split in &splits {
-                let mut emit = |batch| Ok(tx.blocking_send(Ok(batch)).is_ok());
-                read_split(split, &spec.format, &schema, batch_size, &budget, &mut emit)?;
+                let mut emit = |batch: RecordBatch| {
+                    counters
+                        .rows
+                        .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    counters
+                        .bytes
+                        .fetch_add(bytes.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+                    Ok(tx.blocking_send(Ok(batch)).is_ok())
+                };
+                read_split(
+                    split,
+                    &spec.format,
+                    &schema,
+                    batch_size,
+                    &budget,
+                    Arc::clone(&bytes),
+                    &mut emit,
+                )?;
+                counters
+                    .bytes
+                    .fetch_add(bytes.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+                counters.files.fetch_add(1, Ordering::Relaxed);
                 if tx.is_closed() {
                     break;
                 }

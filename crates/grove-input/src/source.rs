@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::common::{DataFusionError, Result, plan_err};
 use serde::{Deserialize, Serialize};
@@ -223,8 +224,9 @@ impl InputSplit {
         }
     }
 
-    /// Opens the split for reading, decompressing as needed.
-    pub fn open(&self) -> Result<Box<dyn std::io::BufRead + Send>> {
+    /// Opens the split for reading, decompressing as needed. Raw (compressed) bytes read
+    /// are added to `bytes_read`.
+    pub fn open(&self, bytes_read: Arc<AtomicU64>) -> Result<Box<dyn std::io::BufRead + Send>> {
         let raw: Box<dyn std::io::Read + Send> = match self {
             Self::Inline(data) => Box::new(std::io::Cursor::new(data.as_bytes().to_vec())),
             Self::File { path, .. } => Box::new(std::fs::File::open(path).map_err(|e| {
@@ -234,11 +236,29 @@ impl InputSplit {
                 ))
             })?),
         };
+        let raw: Box<dyn std::io::Read + Send> = Box::new(CountingReader {
+            inner: raw,
+            count: bytes_read,
+        });
         let reader: Box<dyn std::io::Read + Send> = match self.compression() {
             Compression::None => raw,
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
         };
         Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, reader)))
+    }
+}
+
+/// Counts bytes as they are read.
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 

@@ -7,6 +7,7 @@ mod deep;
 mod metadata;
 mod segment;
 mod table;
+mod tasks;
 
 pub use deep::DeepStorage;
 pub use metadata::{
@@ -14,3 +15,4 @@ pub use metadata::{
 };
 pub use segment::{DataSegment, SegmentColumn, ShardSpec, segment_id, version_string};
 pub use table::{DatasourceTable, DruidSchema, union_schema, visible_segments};
+pub use tasks::{TaskFilter, TaskRecord};

@@ -131,7 +131,7 @@ impl MetadataStore {
                 .await
                 .map_err(db_error)?;
         }
-        for stmt in SCHEMA {
+        for stmt in SCHEMA.iter().chain(crate::tasks::TASKS_SCHEMA) {
             sqlx::query(stmt).execute(&pool).await.map_err(db_error)?;
         }
         let store = Self {
@@ -146,6 +146,10 @@ impl MetadataStore {
     /// A SQLite store in one file.
     pub async fn sqlite(path: &std::path::Path) -> Result<Self> {
         Self::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     async fn refresh_datasources(&self) -> Result<()> {

@@ -1,0 +1,647 @@
+//! Druid's task JSON for a statement run as a task: the `query_controller` payload and
+//! the `multiStageQuery` report (status, stages, counters, results), drawn from the plan
+//! and the live [`TaskProgress`].
+//!
+//! Grove runs an ingest as two stages in Druid's sense: stage 0 reads the inputs,
+//! evaluates the SELECT and sorts by the cluster key (`scan`, shuffle `targetSize` on the
+//! clusterBy columns); stage 1 writes segments (`segmentGenerator`). A SELECT is one
+//! stage whose output is the results.
+
+use std::sync::atomic::Ordering;
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::datasource::source_as_provider;
+use datafusion::logical_expr::LogicalPlan;
+use grove_common::time::format_millis;
+use grove_common::types::{StorageType, TIME_COLUMN, sql_type_name};
+use grove_common::{Interval, MsqFault};
+use grove_input::ExternTable;
+use grove_sql::IngestKind;
+use grove_store::DatasourceTable;
+use serde_json::{Map, Value, json};
+
+use crate::context::{PreparedKind, PreparedStatement};
+use crate::query::QueryResults;
+use crate::task::{TaskPhase, TaskProgress};
+
+/// The datasource Druid reports for SELECT tasks.
+pub const QUERY_SELECT_DATASOURCE: &str = "__query_select";
+
+/// Everything the task JSON needs about a statement, fixed at submission.
+#[derive(Debug, Clone)]
+pub struct TaskDescription {
+    /// Task id.
+    pub task_id: String,
+    /// Target datasource, or `__query_select`.
+    pub data_source: String,
+    /// SQL as submitted.
+    pub sql: String,
+    /// The context as submitted (plus sqlQueryId).
+    pub context: Map<String, Value>,
+    /// Output columns: (name, native type, SQL type).
+    pub columns: Vec<(String, String, String)>,
+    /// Druid stage-input JSON for each table read.
+    pub inputs: Vec<Value>,
+    /// Ingest details, `None` for SELECT.
+    pub ingest: Option<IngestDescription>,
+}
+
+/// The ingest part of a [`TaskDescription`].
+#[derive(Debug, Clone)]
+pub struct IngestDescription {
+    /// PARTITIONED BY, as Druid's JSON.
+    pub segment_granularity: Value,
+    /// REPLACE intervals (`None` = INSERT).
+    pub replace_time_chunks: Option<Vec<Interval>>,
+    /// CLUSTERED BY column names (expressions by their text).
+    pub cluster_by: Vec<String>,
+    /// Target rows per segment.
+    pub rows_per_segment: usize,
+    /// Range shard-spec dimensions.
+    pub range_dimensions: Vec<String>,
+}
+
+impl PreparedStatement {
+    /// Describes the statement for task JSON.
+    pub fn describe(&self) -> TaskDescription {
+        let mut context = self.context.as_json().clone();
+        let query_id = self.task_id.trim_start_matches("query-").to_string();
+        context
+            .entry("sqlQueryId")
+            .or_insert_with(|| Value::String(query_id));
+        match &self.kind {
+            PreparedKind::Ingest(plan) => TaskDescription {
+                task_id: self.task_id.clone(),
+                data_source: plan.target.clone(),
+                sql: self.sql.clone(),
+                context,
+                columns: plan
+                    .columns
+                    .iter()
+                    .map(|(n, t)| (n.clone(), t.native_name().into(), t.sql_name().into()))
+                    .collect(),
+                inputs: stage_inputs(&plan.input),
+                ingest: Some(IngestDescription {
+                    segment_granularity: plan.granularity.to_json(),
+                    replace_time_chunks: match plan.kind {
+                        IngestKind::Replace => plan.replace_intervals.clone(),
+                        IngestKind::Insert => None,
+                    },
+                    cluster_by: plan.cluster_by.iter().map(|e| e.to_string()).collect(),
+                    rows_per_segment: self.context.rows_per_segment().unwrap_or(3_000_000),
+                    range_dimensions: plan.range_dimensions.clone(),
+                }),
+            },
+            PreparedKind::Query(plan) => TaskDescription {
+                task_id: self.task_id.clone(),
+                data_source: QUERY_SELECT_DATASOURCE.into(),
+                sql: self.sql.clone(),
+                context,
+                columns: plan
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        let native = grove_common::types::storage_type_for(f.name(), f.data_type())
+                            .map(|t| match t {
+                                StorageType::Time => "LONG",
+                                StorageType::Column(c) => c.native_name(),
+                            })
+                            .unwrap_or("COMPLEX");
+                        (
+                            f.name().clone(),
+                            native.to_string(),
+                            sql_type_name(f.data_type()).to_string(),
+                        )
+                    })
+                    .collect(),
+                inputs: stage_inputs(plan),
+                ingest: None,
+            },
+        }
+    }
+}
+
+/// Druid stage inputs for the tables a plan reads.
+fn stage_inputs(plan: &LogicalPlan) -> Vec<Value> {
+    let mut out = Vec::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+        {
+            if let Some(ext) = provider.downcast_ref::<ExternTable>() {
+                let spec = ext.spec();
+                let signature: Vec<Value> = spec
+                    .signature
+                    .iter()
+                    .map(|c| json!({"name": c.name, "type": c.column_type.native_name()}))
+                    .collect();
+                out.push(json!({
+                    "type": "external",
+                    "inputSource": spec.source,
+                    "inputFormat": spec.format,
+                    "signature": signature,
+                }));
+            } else if let Some(table) = provider.downcast_ref::<DatasourceTable>() {
+                out.push(json!({
+                    "type": "table",
+                    "dataSource": table.name(),
+                    "intervals": [Interval::eternity().to_string()],
+                    "filter": null,
+                }));
+            } else {
+                out.push(json!({"type": "inline", "dataSource": {"type": "inline"}}));
+            }
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    if out.is_empty() {
+        out.push(json!({"type": "inline", "dataSource": {"type": "inline"}}));
+    }
+    out
+}
+
+use datafusion::common::tree_node::TreeNode;
+
+/// How a task ended.
+#[derive(Debug, Clone)]
+pub enum TaskEnd {
+    /// Still running.
+    Running,
+    /// Succeeded (SELECT results, if any).
+    Success(Option<QueryResults>),
+    /// Failed with this fault.
+    Failed(MsqFault),
+}
+
+impl TaskDescription {
+    /// Druid's `query_controller` task payload.
+    pub fn payload(&self) -> Value {
+        let sql_type_names: Vec<&str> = self.columns.iter().map(|c| c.2.as_str()).collect();
+        let native_type_names: Vec<&str> = self.columns.iter().map(|c| c.1.as_str()).collect();
+        let column_mappings: Vec<Value> = self
+            .columns
+            .iter()
+            .map(|c| json!({"queryColumn": c.0, "outputColumn": c.0}))
+            .collect();
+        let destination = match &self.ingest {
+            Some(i) => {
+                let mut d = json!({
+                    "type": "dataSource",
+                    "dataSource": self.data_source,
+                    "segmentGranularity": i.segment_granularity,
+                    "segmentSortOrder": [],
+                });
+                if let Some(chunks) = &i.replace_time_chunks {
+                    d["replaceTimeChunks"] =
+                        json!(chunks.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+                }
+                d
+            }
+            None => json!({"type": "taskReport"}),
+        };
+        let rows_per_segment = self
+            .ingest
+            .as_ref()
+            .map(|i| i.rows_per_segment)
+            .unwrap_or(3_000_000);
+        json!({
+            "type": "query_controller",
+            "id": self.task_id,
+            "groupId": self.task_id,
+            "resource": {"availabilityGroup": self.task_id, "requiredCapacity": 1},
+            "spec": {
+                "query": {
+                    "queryType": "scan",
+                    "dataSource": {"type": "external"},
+                    "columns": self.columns.iter().map(|c| c.0.clone()).collect::<Vec<_>>(),
+                    "context": self.context,
+                },
+                "columnMappings": column_mappings,
+                "destination": destination,
+                "assignmentStrategy": "max",
+                "tuningConfig": {
+                    "maxNumWorkers": 1,
+                    "maxRowsInMemory": 100000,
+                    "rowsPerSegment": rows_per_segment,
+                },
+            },
+            "sqlQuery": self.sql,
+            "sqlQueryContext": self.context,
+            "sqlResultsContext": {"timeZone": "UTC", "serializeComplexValues": true, "stringifyArrays": true},
+            "sqlTypeNames": sql_type_names,
+            "nativeTypeNames": native_type_names,
+            "context": {"forceTimeChunkLock": true, "useLineageBasedSegmentAllocation": true},
+            "dataSource": self.data_source,
+        })
+    }
+
+    /// Druid's `multiStageQuery` report.
+    pub fn report(&self, created_ms: i64, progress: &TaskProgress, end: &TaskEnd) -> Value {
+        let now = chrono::Utc::now().timestamp_millis();
+        let started = progress.reading_started_ms.load(Ordering::Relaxed);
+        let finished = progress.finished_ms.load(Ordering::Relaxed);
+        let start = if started > 0 { started } else { created_ms };
+        let duration = if finished > 0 {
+            finished - start
+        } else {
+            now - start
+        };
+        let status_name = match end {
+            TaskEnd::Running => "RUNNING",
+            TaskEnd::Success(_) => "SUCCESS",
+            TaskEnd::Failed(_) => "FAILED",
+        };
+        let mut status = json!({
+            "status": status_name,
+            "startTime": format_millis(start),
+            "durationMs": duration.max(0),
+            "workers": {"0": [{
+                "workerId": format!("{}-worker0_0", self.task_id),
+                "state": status_name,
+                "durationMs": if matches!(end, TaskEnd::Running) { -1 } else { duration.max(0) },
+                "pendingMs": 0,
+            }]},
+            "pendingTasks": 0,
+            "runningTasks": if matches!(end, TaskEnd::Running) { 2 } else { 0 },
+        });
+        if let TaskEnd::Failed(fault) = end {
+            status["errorReport"] = json!({
+                "taskId": self.task_id,
+                "host": "localhost",
+                "error": fault.to_json(),
+            });
+        }
+        if let Some(i) = &self.ingest {
+            let (shard, details) = if i.replace_time_chunks.is_none() {
+                ("NumberedShardSpec", "Using NumberedShardSpec to generate segments since the query is inserting rows.".to_string())
+            } else if i.cluster_by.is_empty() {
+                (
+                    "NumberedShardSpec",
+                    "CLUSTERED BY clause is empty.".to_string(),
+                )
+            } else if i.range_dimensions.len() == i.cluster_by.len() {
+                (
+                    "DimensionRangeShardSpec",
+                    "Using 'range' shard specs with all CLUSTERED BY fields.".to_string(),
+                )
+            } else if i.range_dimensions.is_empty() {
+                ("NumberedShardSpec", "Only string columns are included in 'range' shard specs; the first CLUSTERED BY column is not a string column.".to_string())
+            } else {
+                (
+                    "DimensionRangeShardSpec",
+                    format!(
+                        "Using[{}] CLUSTERED BY columns for 'range' shard specs, since the next column is not a string column. Only string columns are included in 'range' shard specs.",
+                        i.range_dimensions.len()
+                    ),
+                )
+            };
+            if progress.phase() >= TaskPhase::Writing {
+                status["segmentReport"] = json!({"shardSpec": shard, "details": details});
+            }
+        }
+        let results = match end {
+            TaskEnd::Success(Some(r)) => Some(self.results_json(r)),
+            _ => None,
+        };
+        let mut payload = json!({
+            "status": status,
+            "stages": self.stages(progress, end, now),
+            "counters": self.counters(progress),
+        });
+        if let Some(r) = results {
+            payload["results"] = r;
+        }
+        json!({
+            "multiStageQuery": {
+                "type": "multiStageQuery",
+                "taskId": self.task_id,
+                "payload": payload,
+            }
+        })
+    }
+
+    fn query_uuid(&self) -> &str {
+        self.task_id.trim_start_matches("query-")
+    }
+
+    fn signature(&self) -> Vec<Value> {
+        self.columns
+            .iter()
+            .map(|c| json!({"name": c.0, "type": c.1}))
+            .collect()
+    }
+
+    fn stages(&self, progress: &TaskProgress, end: &TaskEnd, now: i64) -> Value {
+        let phase = progress.phase();
+        let read_start = progress.reading_started_ms.load(Ordering::Relaxed);
+        let write_start = progress.writing_started_ms.load(Ordering::Relaxed);
+        let finished = progress.finished_ms.load(Ordering::Relaxed);
+        let failed = matches!(end, TaskEnd::Failed(_));
+        let stage_phase = |reached: bool, done: bool| -> Option<&'static str> {
+            if !reached {
+                return None;
+            }
+            Some(if done && !failed {
+                "FINISHED"
+            } else if failed {
+                "FAILED"
+            } else {
+                "READING_INPUT"
+            })
+        };
+        let stage = |number: usize,
+                     definition: Value,
+                     started: i64,
+                     ended: i64,
+                     phase_name: Option<&str>,
+                     sort: bool,
+                     partitions: u64| {
+            let mut s = json!({"stageNumber": number, "definition": definition});
+            if let Some(p) = phase_name {
+                s["phase"] = json!(p);
+                s["workerCount"] = json!(1);
+            }
+            if partitions > 0 {
+                s["partitionCount"] = json!(partitions);
+            }
+            if sort {
+                s["sort"] = json!(true);
+            }
+            if started > 0 {
+                s["startTime"] = json!(format_millis(started));
+                let until = if ended > 0 { ended } else { now };
+                let d = until - started;
+                if d > 0 {
+                    s["duration"] = json!(d);
+                }
+            }
+            s
+        };
+        let stage0_def = {
+            let mut d = json!({
+                "id": format!("{}_0", self.query_uuid()),
+                "input": self.inputs,
+                "processor": {"type": "scan"},
+                "signature": self.signature(),
+                "maxWorkerCount": 1,
+            });
+            if let Some(i) = &self.ingest {
+                let mut columns: Vec<Value> = Vec::new();
+                columns.push(json!({"columnName": "__bucket", "order": "ASCENDING"}));
+                columns.extend(
+                    i.cluster_by
+                        .iter()
+                        .map(|c| json!({"columnName": c, "order": "ASCENDING"})),
+                );
+                d["shuffleSpec"] = json!({
+                    "type": "targetSize",
+                    "clusterBy": {"columns": columns, "bucketByCount": 1},
+                    "targetSize": i.rows_per_segment,
+                });
+            } else {
+                d["shuffleSpec"] = json!({"type": "mix"});
+            }
+            d
+        };
+        let reading_done = phase >= TaskPhase::Writing;
+        let stage0_end = if write_start > 0 {
+            write_start
+        } else {
+            finished
+        };
+        let mut stages = vec![stage(
+            0,
+            stage0_def,
+            read_start,
+            stage0_end,
+            stage_phase(
+                phase >= TaskPhase::Reading || failed,
+                reading_done || matches!(end, TaskEnd::Success(_)),
+            ),
+            self.ingest.is_some(),
+            1,
+        )];
+        if let Some(i) = &self.ingest {
+            let stage1_def = json!({
+                "id": format!("{}_1", self.query_uuid()),
+                "input": [{"type": "stage", "stage": 0}],
+                "processor": {
+                    "type": "segmentGenerator",
+                    "dataSchema": {
+                        "dataSource": self.data_source,
+                        "timestampSpec": {"column": TIME_COLUMN, "format": "millis", "missingValue": null},
+                        "dimensionsSpec": {
+                            "dimensions": self.columns.iter().filter(|c| c.0 != TIME_COLUMN).map(|c| {
+                                let t = c.1.to_ascii_lowercase();
+                                if t == "string" {
+                                    json!({"type": "string", "name": c.0, "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": true})
+                                } else {
+                                    json!({"type": t, "name": c.0})
+                                }
+                            }).collect::<Vec<_>>(),
+                            "dimensionExclusions": [TIME_COLUMN],
+                            "includeAllDimensions": false,
+                        },
+                        "metricsSpec": [],
+                        "granularitySpec": {
+                            "type": "arbitrary",
+                            "queryGranularity": {"type": "none"},
+                            "rollup": false,
+                            "intervals": [Interval::eternity().to_string()],
+                        },
+                        "transformSpec": {"filter": null, "transforms": []},
+                    },
+                    "columnMappings": self.columns.iter().map(|c| json!({"queryColumn": c.0, "outputColumn": c.0})).collect::<Vec<_>>(),
+                    "tuningConfig": {"maxNumWorkers": 1, "maxRowsInMemory": 100000, "rowsPerSegment": i.rows_per_segment},
+                },
+                "signature": [],
+                "maxWorkerCount": 1,
+            });
+            let segments = progress.segments.load(Ordering::Relaxed);
+            stages.push(stage(
+                1,
+                stage1_def,
+                write_start,
+                finished,
+                stage_phase(
+                    phase >= TaskPhase::Writing,
+                    matches!(end, TaskEnd::Success(_)),
+                ),
+                false,
+                segments,
+            ));
+        }
+        Value::Array(stages)
+    }
+
+    fn counters(&self, progress: &TaskProgress) -> Value {
+        let scans = progress.scans();
+        let sum = |f: &dyn Fn(&grove_input::ScanCounters) -> u64| -> u64 {
+            scans.iter().map(|s| f(s)).sum()
+        };
+        let in_rows = sum(&|s| s.rows.load(Ordering::Relaxed));
+        let in_bytes = sum(&|s| s.bytes.load(Ordering::Relaxed));
+        let files = sum(&|s| s.files.load(Ordering::Relaxed));
+        let total_files = sum(&|s| s.total_files.load(Ordering::Relaxed));
+        let out_rows = progress.rows_out.load(Ordering::Relaxed);
+        let mut stage0 = Map::new();
+        stage0.insert(
+            "input0".into(),
+            channel(&[
+                ("rows", in_rows),
+                ("bytes", in_bytes),
+                ("files", files),
+                ("totalFiles", total_files),
+            ]),
+        );
+        stage0.insert("output".into(), channel(&[("rows", out_rows)]));
+        let mut counters = Map::new();
+        counters.insert("0".into(), json!({"0": stage0}));
+        if self.ingest.is_some() {
+            let pushed = progress.rows_pushed.load(Ordering::Relaxed);
+            let mut stage1 = Map::new();
+            stage1.insert("input0".into(), channel(&[("rows", out_rows)]));
+            stage1.insert(
+                "segmentGenerationProgress".into(),
+                json!({
+                    "type": "segmentGenerationProgress",
+                    "rowsProcessed": out_rows,
+                    "rowsPersisted": out_rows,
+                    "rowsMerged": out_rows,
+                    "rowsPushed": pushed,
+                }),
+            );
+            counters.insert("1".into(), json!({"0": stage1}));
+        }
+        Value::Object(counters)
+    }
+
+    fn results_json(&self, results: &QueryResults) -> Value {
+        let mut rows: Vec<Value> = Vec::new();
+        for batch in &results.batches {
+            rows.extend(batch_rows(batch));
+        }
+        json!({
+            "signature": self.signature(),
+            "sqlTypeNames": self.columns.iter().map(|c| c.2.clone()).collect::<Vec<_>>(),
+            "results": rows,
+            "resultsTruncated": results.truncated,
+        })
+    }
+}
+
+/// A `channel` counter; fields whose value is zero are omitted, as Druid does.
+fn channel(fields: &[(&str, u64)]) -> Value {
+    let mut m = Map::new();
+    m.insert("type".into(), json!("channel"));
+    for (name, v) in fields {
+        if *v > 0 {
+            m.insert((*name).into(), json!([v]));
+        }
+    }
+    Value::Object(m)
+}
+
+/// Rows as JSON arrays, Druid's way: timestamps as epoch milliseconds.
+pub fn batch_rows(batch: &RecordBatch) -> Vec<Value> {
+    let mut rows = vec![Vec::with_capacity(batch.num_columns()); batch.num_rows()];
+    for col in batch.columns() {
+        let values = column_values(col.as_ref());
+        for (row, v) in rows.iter_mut().zip(values) {
+            row.push(v);
+        }
+    }
+    rows.into_iter().map(Value::Array).collect()
+}
+
+fn column_values(array: &dyn arrow::array::Array) -> Vec<Value> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::*;
+    let n = array.len();
+    let mut out = Vec::with_capacity(n);
+    let nulls = |i: usize| array.is_null(i);
+    match array.data_type() {
+        DataType::Timestamp(_, _) => {
+            let cast =
+                arrow::compute::cast(array, &DataType::Timestamp(TimeUnit::Millisecond, None));
+            match cast {
+                Ok(ms) => {
+                    let ms = ms.as_primitive::<TimestampMillisecondType>();
+                    for i in 0..n {
+                        out.push(if nulls(i) {
+                            Value::Null
+                        } else {
+                            json!(ms.value(i))
+                        });
+                    }
+                }
+                Err(_) => out.resize(n, Value::Null),
+            }
+        }
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => match arrow::compute::cast(array, &DataType::Int64) {
+            Ok(v) => {
+                let v = v.as_primitive::<Int64Type>();
+                for i in 0..n {
+                    out.push(if nulls(i) {
+                        Value::Null
+                    } else {
+                        json!(v.value(i))
+                    });
+                }
+            }
+            Err(_) => out.resize(n, Value::Null),
+        },
+        DataType::Float16
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Decimal128(_, _)
+        | DataType::Decimal256(_, _) => match arrow::compute::cast(array, &DataType::Float64) {
+            Ok(v) => {
+                let v = v.as_primitive::<Float64Type>();
+                for i in 0..n {
+                    out.push(if nulls(i) {
+                        Value::Null
+                    } else {
+                        json!(v.value(i))
+                    });
+                }
+            }
+            Err(_) => out.resize(n, Value::Null),
+        },
+        DataType::Boolean => {
+            let v = array.as_boolean();
+            for i in 0..n {
+                out.push(if nulls(i) {
+                    Value::Null
+                } else {
+                    json!(v.value(i))
+                });
+            }
+        }
+        _ => {
+            let options = FormatOptions::default();
+            match ArrayFormatter::try_new(array, &options) {
+                Ok(f) => {
+                    for i in 0..n {
+                        out.push(if nulls(i) {
+                            Value::Null
+                        } else {
+                            json!(f.value(i).to_string())
+                        });
+                    }
+                }
+                Err(_) => out.resize(n, Value::Null),
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,105 @@
+//! What a running statement shares with whoever watches it: a cancellation token and
+//! live progress (phase, counters), from which Druid's task report is drawn.
+
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use grove_input::ScanCounters;
+use tokio_util::sync::CancellationToken;
+
+/// The phase a statement is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum TaskPhase {
+    /// Waiting for a slot or a lock.
+    Waiting = 0,
+    /// Reading input and sorting (stage 0).
+    Reading = 1,
+    /// Writing segments or results (stage 1).
+    Writing = 2,
+    /// Publishing segments.
+    Publishing = 3,
+    /// Done (successfully or not).
+    Done = 4,
+}
+
+impl TaskPhase {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Waiting,
+            1 => Self::Reading,
+            2 => Self::Writing,
+            3 => Self::Publishing,
+            _ => Self::Done,
+        }
+    }
+}
+
+/// Live progress of one statement. All fields are updated while it runs.
+#[derive(Debug, Default)]
+pub struct TaskProgress {
+    phase: AtomicU8,
+    /// When reading started (ms), 0 before.
+    pub reading_started_ms: AtomicI64,
+    /// When writing started (ms), 0 before.
+    pub writing_started_ms: AtomicI64,
+    /// When the statement finished (ms), 0 before.
+    pub finished_ms: AtomicI64,
+    /// Rows that reached the segment writer (or the result collector).
+    pub rows_out: AtomicU64,
+    /// Bytes of segment files written.
+    pub bytes_out: AtomicU64,
+    /// Segments (or result batches) completed.
+    pub segments: AtomicU64,
+    /// Rows in published segments.
+    pub rows_pushed: AtomicU64,
+    /// Counters of every EXTERN scan in the plan, once planned.
+    scans: Mutex<Vec<Arc<ScanCounters>>>,
+}
+
+impl TaskProgress {
+    /// Current phase.
+    pub fn phase(&self) -> TaskPhase {
+        TaskPhase::from_u8(self.phase.load(Ordering::Relaxed))
+    }
+
+    /// Moves to `phase`, stamping its start time.
+    pub fn set_phase(&self, phase: TaskPhase) {
+        let now = chrono::Utc::now().timestamp_millis();
+        match phase {
+            TaskPhase::Reading => self.reading_started_ms.store(now, Ordering::Relaxed),
+            TaskPhase::Writing => self.writing_started_ms.store(now, Ordering::Relaxed),
+            TaskPhase::Done => self.finished_ms.store(now, Ordering::Relaxed),
+            _ => {}
+        }
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    /// Records the scans of the physical plan.
+    pub fn set_scans(&self, scans: Vec<Arc<ScanCounters>>) {
+        if let Ok(mut s) = self.scans.lock() {
+            *s = scans;
+        }
+    }
+
+    /// The scans' counters.
+    pub fn scans(&self) -> Vec<Arc<ScanCounters>> {
+        self.scans.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Handle given to a running statement: cancel it, watch its progress.
+#[derive(Debug, Clone, Default)]
+pub struct TaskControl {
+    /// Cancelled by shutdown.
+    pub cancel: CancellationToken,
+    /// Live progress.
+    pub progress: Arc<TaskProgress>,
+}
+
+impl TaskControl {
+    /// A fresh handle.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
