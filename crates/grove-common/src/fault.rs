@@ -84,6 +84,11 @@ pub enum MsqFault {
         /// The segment.
         segment_id: String,
     },
+    /// The task could not get (or lost) its time-chunk lock.
+    InsertLockPreempted {
+        /// Why.
+        message: String,
+    },
     /// A row had a null `__time`.
     InsertTimeNull,
     /// A REPLACE row fell outside the OVERWRITE WHERE intervals.
@@ -139,6 +144,7 @@ impl MsqFault {
             Self::InsertCannotAllocateSegment { .. } => "InsertCannotAllocateSegment",
             Self::InsertCannotBeEmpty { .. } => "InsertCannotBeEmpty",
             Self::InsertCannotReplaceExistingSegment { .. } => "InsertCannotReplaceExistingSegment",
+            Self::InsertLockPreempted { .. } => "InsertLockPreempted",
             Self::InsertTimeNull => "InsertTimeNull",
             Self::InsertTimeOutOfBounds { .. } => "InsertTimeOutOfBounds",
             Self::QueryNotSupported { .. } => "QueryNotSupported",
@@ -187,6 +193,7 @@ impl MsqFault {
                 "Cannot replace existing segment [{segment_id}] because it is not within the \
                  bounds specified by replaceExistingTimeChunks"
             ),
+            Self::InsertLockPreempted { message } => message.clone(),
             Self::InsertTimeNull => "Encountered a null timestamp in the __time field during \
                                      INSERT or REPLACE."
                 .to_string(),
@@ -267,6 +274,7 @@ impl MsqFault {
             } => json!({ "rootErrorCode": root_error_code, "maxWarnings": max_warnings }),
             Self::UnknownError { message } => json!({ "message": message }),
             Self::CannotParseExternalData { .. }
+            | Self::InsertLockPreempted { .. }
             | Self::InsertTimeNull
             | Self::QueryNotSupported { .. } => json!({}),
         };

@@ -1,4 +1,5 @@
-//! The `grove` command: `grove sql` runs Druid SQL on the embedded defaults.
+//! The `grove` command: `grove serve` runs Druid's SQL task API over HTTP; `grove sql`
+//! runs Druid SQL from a shell. Both use the same engine and data directory layout.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use datafusion::arrow::record_batch::RecordBatch;
 use grove_engine::GroveContext;
+use grove_server::ServerConfig;
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +23,25 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve Druid's SQL task API (POST /druid/v2/sql/task, /druid/indexer/v1/task/...).
+    Serve {
+        /// TOML config file (host, port, data_dir, task_slots, lock_timeout_ms,
+        /// max_body_bytes); flags override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to bind [default: 127.0.0.1].
+        #[arg(long)]
+        host: Option<String>,
+        /// Port [default: 8888; 0 picks a free port].
+        #[arg(long)]
+        port: Option<u16>,
+        /// Data directory [default: var].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Tasks that run at once [default: 4].
+        #[arg(long)]
+        task_slots: Option<usize>,
+    },
     /// Run Druid SQL statements (INSERT, REPLACE, SELECT, SET) on a data directory.
     Sql {
         /// Data directory: segments, metadata.db and temporary files live here.
@@ -46,14 +67,18 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve { .. } => "info",
+        Command::Sql { .. } => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GROVE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,6 +100,36 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
+        Command::Serve {
+            config,
+            host,
+            port,
+            data_dir,
+            task_slots,
+        } => {
+            let mut cfg = match config {
+                Some(path) => ServerConfig::from_file(&path)?,
+                None => ServerConfig::default(),
+            };
+            if let Some(h) = host {
+                cfg.host = h;
+            }
+            if let Some(p) = port {
+                cfg.port = p;
+            }
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            if let Some(n) = task_slots {
+                cfg.task_slots = n;
+            }
+            grove_server::serve(cfg, shutdown_signal(), |addr| {
+                println!("grove listening on http://{addr}");
+            })
+            .await
+            .map_err(|e| -> Box<dyn std::error::Error> { e.to_string().into() })?;
+            Ok(())
+        }
         Command::Sql {
             data_dir,
             execute,
@@ -100,6 +155,29 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             Ok(())
         }
     }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
 }
 
 fn print_batches(

@@ -86,6 +86,26 @@ impl DeepStorage {
         serde_json::json!({"type": "local", "path": fs_path.to_string_lossy()})
     }
 
+    /// Deletes every file a task wrote for a datasource (after a crash, when the task's
+    /// own cleanup never ran). Best effort.
+    pub async fn delete_task_files(&self, data_source: &str, task_id: &str) {
+        use futures::TryStreamExt;
+        let prefix = self.root.clone().join(data_source);
+        let marker = format!("/{task_id}/");
+        let listed: Result<Vec<_>, _> = self.store.list(Some(&prefix)).try_collect().await;
+        match listed {
+            Ok(objects) => {
+                let paths: Vec<ObjectPath> = objects
+                    .into_iter()
+                    .map(|o| o.location)
+                    .filter(|p| format!("/{p}").contains(&marker))
+                    .collect();
+                self.delete_all(&paths).await;
+            }
+            Err(e) => tracing::warn!(task_id, error = %e, "could not list files of a task"),
+        }
+    }
+
     /// Deletes files (best effort; missing files are fine).
     pub async fn delete_all(&self, paths: &[ObjectPath]) {
         for p in paths {

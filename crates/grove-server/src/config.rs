@@ -1,0 +1,85 @@
+//! Server configuration (a TOML file and command-line flags) and the serve loop.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use grove_engine::GroveContext;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, router};
+use crate::tasks::TaskManager;
+
+/// How `grove serve` runs. Every field can come from the config file; flags win.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, rename_all = "snake_case", deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind (default 127.0.0.1).
+    pub host: String,
+    /// Port (default 8888, Druid's router port; 0 = any free port).
+    pub port: u16,
+    /// Data directory (default ./var).
+    pub data_dir: PathBuf,
+    /// Tasks that run at once; the rest wait.
+    pub task_slots: usize,
+    /// How long an ingest waits for its time-chunk lock before failing.
+    pub lock_timeout_ms: u64,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8888,
+            data_dir: PathBuf::from("var"),
+            task_slots: 4,
+            lock_timeout_ms: 300_000,
+            max_body_bytes: 16 << 20,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+    }
+}
+
+/// Runs the server until `shutdown` completes. Calls `on_bound` with the bound address
+/// (useful with port 0).
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let grove = GroveContext::open(&config.data_dir).await?;
+    let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
+    let addr = listener.local_addr()?;
+    let tasks = TaskManager::start(
+        grove,
+        config.task_slots,
+        Duration::from_millis(config.lock_timeout_ms),
+        addr.ip().to_string(),
+        addr.port(),
+    )
+    .await?;
+    let app = router(
+        AppState {
+            tasks: std::sync::Arc::clone(&tasks),
+        },
+        config.max_body_bytes,
+    );
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "grove serving Druid's API");
+    on_bound(addr);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tasks.cancel_all().await;
+    Ok(())
+}

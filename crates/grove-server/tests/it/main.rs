@@ -1,0 +1,8 @@
+//! HTTP tests against a real Grove server on an ephemeral port.
+
+// Test helpers outside #[test] fns: a panic there is a test failure, which is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+mod task_api;
+mod task_lifecycle;

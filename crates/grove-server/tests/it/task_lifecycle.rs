@@ -1,0 +1,303 @@
+//! Slots, locks, cancellation, concurrency, lists, and durability across a SIGKILL.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::{TestServer, big_file, files_under, ingest_file_sql, inline};
+
+#[tokio::test]
+async fn twenty_concurrent_inserts_lose_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn(dir.path(), |c| c.task_slots = 4).await;
+    let mut ids = Vec::new();
+    for t in 0..20i64 {
+        let rows: Vec<(String, String, i64)> = (0..10)
+            .map(|i| {
+                (
+                    format!("2015-09-1{}T00:00:0{i}Z", 2 + t % 3),
+                    format!("t{t}"),
+                    t * 10 + i,
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO c SELECT TIME_PARSE(ts) AS __time, page, n FROM {} PARTITIONED BY DAY",
+            inline(&rows)
+        );
+        ids.push(server.submit(&sql, json!({})).await);
+    }
+    for id in &ids {
+        let s = server.wait_terminal(id).await;
+        assert_eq!(s["statusCode"], "SUCCESS", "{s}");
+    }
+    let r = server
+        .select("SELECT COUNT(*), COUNT(DISTINCT n), SUM(n) FROM c")
+        .await;
+    assert_eq!(r, vec![json!([200, 200, (0..200).sum::<i64>()])]);
+    // Filters of the task list.
+    let (_, all) = server.get("/druid/indexer/v1/tasks?datasource=c").await;
+    assert_eq!(all.as_array().unwrap().len(), 20);
+    let (_, two) = server
+        .get("/druid/indexer/v1/tasks?state=complete&max=2")
+        .await;
+    assert_eq!(two.as_array().unwrap().len(), 2);
+    let (_, none) = server
+        .get("/druid/indexer/v1/tasks?createdTimeInterval=2000-01-01_2000-01-02")
+        .await;
+    assert_eq!(none, json!([]));
+    let (_, complete) = server.get("/druid/indexer/v1/completeTasks").await;
+    assert_eq!(complete.as_array().unwrap().len(), 21);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_cancels_promptly_and_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = big_file(dir.path(), 1_500_000);
+    let data = dir.path().join("data");
+    let server = TestServer::spawn(&data, |c| c.task_slots = 1).await;
+    let id = server
+        .submit(&ingest_file_sql("big", &input), json!({}))
+        .await;
+    // A second task waits for the only slot.
+    let queued = server.submit("SELECT 1", json!({})).await;
+    // Wait until rows flow, then check the live report and the waiting list.
+    let start = Instant::now();
+    loop {
+        let r = server.report(&id).await;
+        let rows = &r["multiStageQuery"]["payload"]["counters"]["0"]["0"]["input0"]["rows"][0];
+        if rows.as_u64().unwrap_or(0) > 0 {
+            assert_eq!(
+                r["multiStageQuery"]["payload"]["status"]["status"],
+                "RUNNING"
+            );
+            assert_eq!(
+                r["multiStageQuery"]["payload"]["status"]["durationMs"]
+                    .as_i64()
+                    .map(|d| d >= 0),
+                Some(true)
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no progress: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, running) = server.get("/druid/indexer/v1/runningTasks").await;
+    assert_eq!(running[0]["id"], json!(id));
+    assert_eq!(running[0]["runnerStatusCode"], "RUNNING");
+    assert_eq!(running[0]["duration"], -1);
+    let (_, waiting) = server.get("/druid/indexer/v1/waitingTasks").await;
+    assert_eq!(waiting[0]["id"], json!(queued));
+    assert_eq!(server.status(&queued).await["runnerStatusCode"], "WAITING");
+
+    let asked = Instant::now();
+    let (code, body) = server
+        .post(&format!("/druid/indexer/v1/task/{id}/shutdown"), json!({}))
+        .await;
+    assert_eq!((code, body), (200, json!({"task": id})));
+    let s = server.wait_terminal(&id).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(s["statusCode"], "FAILED");
+    assert!(
+        s["errorMsg"].as_str().unwrap().starts_with("Canceled"),
+        "{s}"
+    );
+    let r = server.report(&id).await;
+    assert_eq!(
+        r["multiStageQuery"]["payload"]["status"]["errorReport"]["error"],
+        json!({"errorCode": "Canceled", "errorMessage": "Query canceled due to [TASK_SHUTDOWN].", "reason": "TASK_SHUTDOWN"})
+    );
+    assert_eq!(server.wait_terminal(&queued).await["statusCode"], "SUCCESS");
+    assert!(files_under(&data.join("segments")).is_empty());
+    let (code, body) = server
+        .post(
+            "/druid/v2/sql/task",
+            json!({"query": "SELECT COUNT(*) FROM big"}),
+        )
+        .await;
+    assert_eq!(
+        code, 400,
+        "nothing was published, so there is no table: {body}"
+    );
+    assert!(
+        body["error"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("not found")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn replace_waits_for_the_lock_then_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = big_file(dir.path(), 1_000_000);
+    let server = TestServer::spawn(&dir.path().join("data"), |c| {
+        c.task_slots = 2;
+        c.lock_timeout_ms = 300;
+    })
+    .await;
+    let insert = server
+        .submit(&ingest_file_sql("l", &input), json!({}))
+        .await;
+    server
+        .wait_until(
+            &insert,
+            |s| s["runnerStatusCode"] == "RUNNING",
+            Duration::from_secs(30),
+        )
+        .await;
+    let replace = server
+        .submit(
+            &format!(
+                "REPLACE INTO l OVERWRITE ALL SELECT TIME_PARSE(ts) AS __time, page, n FROM {} PARTITIONED BY DAY",
+                inline(&[("2015-09-12T00:00:00Z".into(), "x".into(), 1)])
+            ),
+            json!({}),
+        )
+        .await;
+    let s = server.wait_terminal(&replace).await;
+    assert_eq!(s["statusCode"], "FAILED");
+    assert!(
+        s["errorMsg"]
+            .as_str()
+            .unwrap()
+            .starts_with("InsertLockPreempted"),
+        "{s}"
+    );
+    // An INSERT into the same datasource shares the lock and is not blocked.
+    let other = server
+        .submit(
+            &format!(
+                "INSERT INTO l SELECT TIME_PARSE(ts) AS __time, page, n FROM {} PARTITIONED BY DAY",
+                inline(&[("2015-09-12T00:00:00Z".into(), "x".into(), 1)])
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(server.wait_terminal(&other).await["statusCode"], "SUCCESS");
+    server
+        .post(
+            &format!("/druid/indexer/v1/task/{insert}/shutdown"),
+            json!({}),
+        )
+        .await;
+    server.wait_terminal(&insert).await;
+    server.stop().await;
+}
+
+/// Starts the real binary; returns the child and its base URL.
+async fn spawn_binary(data_dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_grove"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let base = line
+        .trim()
+        .trim_start_matches("grove listening on ")
+        .to_string();
+    assert!(base.starts_with("http://"), "unexpected first line: {line}");
+    (child, base)
+}
+
+#[tokio::test]
+async fn tasks_survive_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = big_file(dir.path(), 1_500_000);
+    let data = dir.path().join("data");
+    let client = reqwest::Client::new();
+
+    let (mut child, base) = spawn_binary(&data).await;
+    let submit = |sql: String| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let r: serde_json::Value = client
+                .post(format!("{base}/druid/v2/sql/task"))
+                .json(&json!({"query": sql}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            r["taskId"].as_str().unwrap().to_string()
+        }
+    };
+    let done = submit(format!(
+        "INSERT INTO k SELECT TIME_PARSE(ts) AS __time, page, n FROM {} PARTITIONED BY DAY",
+        inline(&[("2015-09-12T00:00:00Z".into(), "x".into(), 1)])
+    ))
+    .await;
+    let killed = submit(ingest_file_sql("k", &input)).await;
+    // Wait until the big ingest reads rows, then kill -9.
+    let start = Instant::now();
+    loop {
+        let r: serde_json::Value = client
+            .get(format!("{base}/druid/indexer/v1/task/{killed}/reports"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
+        let rows = r["multiStageQuery"]["payload"]["counters"]["0"]["0"]["input0"]["rows"][0]
+            .as_u64()
+            .unwrap_or(0);
+        if rows > 100_000 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let server = TestServer::spawn(&data, |_| {}).await;
+    let s = server.status(&killed).await;
+    assert_eq!(s["statusCode"], "FAILED");
+    assert!(
+        s["errorMsg"].as_str().unwrap().contains("server stopped"),
+        "{s}"
+    );
+    let st = &server.report(&killed).await["multiStageQuery"]["payload"]["status"];
+    assert_eq!(st["status"], "FAILED");
+    let (code, payload) = server
+        .get(&format!("/druid/indexer/v1/task/{killed}"))
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(payload["payload"]["dataSource"], "k");
+    assert_eq!(server.status(&done).await["statusCode"], "SUCCESS");
+    // Only the small INSERT is visible, and only its file remains.
+    assert_eq!(
+        server.select("SELECT COUNT(*) FROM k").await,
+        vec![json!([1])]
+    );
+    let files = files_under(&data.join("segments"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].to_string_lossy().contains(&done));
+    server.stop().await;
+}
