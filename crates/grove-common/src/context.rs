@@ -14,6 +14,8 @@ datafusion::common::extensions_options! {
         pub max_parse_exceptions: i32, default = 0
         /// Target rows per segment.
         pub rows_per_segment: usize, default = 3_000_000
+        /// Default time zone of Druid's time functions (Druid's `sqlTimeZone`).
+        pub sql_time_zone: String, default = "UTC".to_string()
     }
 }
 
@@ -123,6 +125,7 @@ impl QueryContext {
         self.max_num_tasks()?;
         self.finalize_aggregations()?;
         self.sql_time_zone()?;
+        self.sql_query_id()?;
         Ok(())
     }
 
@@ -186,16 +189,18 @@ impl QueryContext {
                 .map(|v| i32::try_from(v).unwrap_or(i32::MAX))
                 .unwrap_or(-1),
             rows_per_segment: self.rows_per_segment()?,
+            sql_time_zone: self
+                .get_str(keys::SQL_TIME_ZONE)?
+                .unwrap_or_else(|| "UTC".to_string()),
         })
     }
 
-    /// `sqlTimeZone` (default UTC).
-    pub fn sql_time_zone(&self) -> Result<chrono_tz::Tz, String> {
+    /// `sqlTimeZone` (default UTC): an IANA zone or a fixed offset such as `+05:30`.
+    pub fn sql_time_zone(&self) -> Result<crate::time::Zone, String> {
         match self.get_str(keys::SQL_TIME_ZONE)? {
-            None => Ok(chrono_tz::UTC),
-            Some(name) => name
-                .parse::<chrono_tz::Tz>()
-                .map_err(|_| format!("Invalid {} [{name}]", keys::SQL_TIME_ZONE)),
+            None => Ok(crate::time::Zone::UTC),
+            Some(name) => crate::time::Zone::parse(&name)
+                .ok_or_else(|| format!("Invalid {} [{name}]", keys::SQL_TIME_ZONE)),
         }
     }
 

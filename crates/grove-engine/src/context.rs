@@ -235,9 +235,14 @@ impl GroveContext {
                 let context = self.effective_context(context)?;
                 let state = self.statement_state(&context)?;
                 let plan = state.statement_to_plan(*stmt).await?;
-                Ok(StatementOutcome::Query(
-                    self.ctx.execute_logical_plan(plan).await?,
-                ))
+                if plan_is_query(&plan) {
+                    // Run with this statement's options (sqlTimeZone, ...).
+                    Ok(StatementOutcome::Query(DataFrame::new(state, plan)))
+                } else {
+                    Ok(StatementOutcome::Query(
+                        self.ctx.execute_logical_plan(plan).await?,
+                    ))
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Runs an INSERT/REPLACE: plan, sort by the cluster key, write segments, publish
 //! atomically. A statement that fails leaves no visible segment and no files.
 
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, col, lit};
 use std::sync::Arc;
@@ -225,7 +225,13 @@ fn bucket_expr(state: &SessionState, granularity: &Granularity) -> Result<Option
                 .scalar_functions()
                 .get("time_floor")
                 .ok_or_else(|| DataFusionError::Internal("time_floor is not registered".into()))?;
-            Ok(Some(udf.call(vec![col(TIME_COLUMN), lit(p.to_string())])))
+            // Time chunks are UTC whatever the session's sqlTimeZone.
+            Ok(Some(udf.call(vec![
+                col(TIME_COLUMN),
+                lit(p.to_string()),
+                lit(ScalarValue::Utf8(None)),
+                lit("UTC"),
+            ])))
         }
     }
 }

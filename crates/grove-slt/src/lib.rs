@@ -42,9 +42,9 @@ impl sqllogictest::AsyncDB for GroveSltEngine {
             StatementOutcome::Set => Ok(DBOutput::StatementComplete(0)),
             StatementOutcome::Ingest(summary) => Ok(DBOutput::StatementComplete(summary.rows)),
             StatementOutcome::Query(df) => {
+                let task_ctx = std::sync::Arc::new(df.task_ctx());
                 let plan = df.create_physical_plan().await?;
                 let schema = plan.schema();
-                let task_ctx = self.grove.session().task_ctx();
                 let batches: Vec<RecordBatch> =
                     datafusion::physical_plan::collect(plan, task_ctx).await?;
                 let types = convert_schema_to_types(schema.fields());

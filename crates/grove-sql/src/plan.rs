@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, DFSchema, DataFusionError, Result, ScalarValue, plan_err};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, col, lit};
@@ -110,6 +111,16 @@ pub async fn plan_ingest(state: &SessionState, stmt: &IngestStatement) -> Result
         let target_type = storage.arrow_type();
         let expr = if field.data_type() == &target_type {
             column
+        } else if matches!(
+            field.data_type(),
+            DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+        ) && storage != StorageType::Time
+        {
+            // Druid stores other TIMESTAMP and DATE columns as epoch milliseconds.
+            cast(
+                cast(column, grove_common::types::TIMESTAMP_TYPE),
+                target_type,
+            )
         } else {
             cast(column, target_type)
         };

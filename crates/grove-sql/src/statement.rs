@@ -321,8 +321,26 @@ fn invalid_granularity(text: &str) -> DataFusionError {
     ))
 }
 
-/// Parses `PARTITIONED BY <granularity>` (the tokens start at `PARTITIONED`).
+/// Parses `PARTITIONED BY <granularity>` (the tokens start at `PARTITIONED`). Only
+/// Druid's standard granularities are accepted (`'PT7M'` or `'P2D'` are not), as in Druid.
 fn parse_partitioned_by(tokens: &[TokenWithSpan]) -> Result<Granularity> {
+    let rest: Vec<TokenWithSpan> = tokens
+        .iter()
+        .filter(|t| !crate::tokens::is_trivia(&t.token))
+        .skip(2)
+        .cloned()
+        .collect();
+    let text = render(&rest);
+    let g = parse_granularity(tokens)?;
+    match g {
+        Granularity::Period(_) if g.standard_name().is_none() => {
+            Err(invalid_granularity(text.trim()))
+        }
+        _ => Ok(g),
+    }
+}
+
+fn parse_granularity(tokens: &[TokenWithSpan]) -> Result<Granularity> {
     let sig: Vec<&TokenWithSpan> = tokens
         .iter()
         .filter(|t| !crate::tokens::is_trivia(&t.token))
@@ -549,6 +567,10 @@ mod tests {
     #[test]
     fn rejects_bad_granularities() {
         for clause in [
+            "'PT7M'",
+            "'P2D'",
+            "TIME_FLOOR(__time, 'PT2H')",
+            "'P1M2D'",
             "'invalid_granularity'",
             "TIME_FLOOR(x, 'PT1H')",
             "FLOOR(__time)",

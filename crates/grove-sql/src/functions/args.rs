@@ -112,10 +112,24 @@ pub(crate) fn literal_str<'a>(
     }
 }
 
+/// The session's default zone: Druid's `sqlTimeZone` (UTC unless set).
+pub(crate) fn default_zone(config: &datafusion::common::config::ConfigOptions) -> Zone {
+    config
+        .extensions
+        .get::<grove_common::context::MsqOptions>()
+        .and_then(|o| Zone::parse(&o.sql_time_zone))
+        .unwrap_or(Zone::UTC)
+}
+
 /// Parses a zone argument value (`None` -> UTC).
 pub(crate) fn zone_of(name: &str, value: Option<&str>) -> Result<Zone> {
+    zone_or(name, value, Zone::UTC)
+}
+
+/// Parses a zone argument value (`None` -> `default`).
+pub(crate) fn zone_or(name: &str, value: Option<&str>, default: Zone) -> Result<Zone> {
     match value {
-        None => Ok(Zone::UTC),
+        None => Ok(default),
         Some(s) => match Zone::parse(s) {
             Some(zone) => Ok(zone),
             None => exec_err!("{}: unknown time zone [{s}]", name.to_uppercase()),

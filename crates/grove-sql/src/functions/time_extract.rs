@@ -11,8 +11,8 @@ use datafusion::logical_expr::{
 use grove_common::time::{CivilDateTime, Zone};
 
 use super::args::{
-    arg, at_plan, check_arity, coerce_string, coerce_timestamp, literal_str, millis_array,
-    planned_str, zone_of,
+    arg, at_plan, check_arity, coerce_string, coerce_timestamp, default_zone, literal_str,
+    millis_array, planned_str, zone_of, zone_or,
 };
 
 const NAME: &str = "time_extract";
@@ -154,7 +154,11 @@ impl ScalarUDFImpl for TimeExtractFunc {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let unit = unit_of(literal_str(NAME, "unit", args.args.get(1))?)?;
-        let zone = zone_of(NAME, literal_str(NAME, "time zone", args.args.get(2))?)?;
+        let zone = zone_or(
+            NAME,
+            literal_str(NAME, "time zone", args.args.get(2))?,
+            default_zone(&args.config_options),
+        )?;
         let millis = millis_array(arg(NAME, &args.args, 0)?, args.number_rows)?;
         let out: Int64Array = millis.iter().map(|v| extract(v?, unit, &zone)).collect();
         Ok(ColumnarValue::Array(Arc::new(out)))

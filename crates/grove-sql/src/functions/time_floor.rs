@@ -10,8 +10,9 @@ use datafusion::logical_expr::{
 use grove_common::time::{ceil_to_period_in, floor_to_period_in};
 
 use super::args::{
-    TIMESTAMP_MS, arg, at_plan, check_arity, coerce_string, coerce_timestamp, literal_millis,
-    literal_str, millis_array, period_of, planned_str, scalar_millis, timestamp_result, zone_of,
+    TIMESTAMP_MS, arg, at_plan, check_arity, coerce_string, coerce_timestamp, default_zone,
+    literal_millis, literal_str, millis_array, period_of, planned_str, scalar_millis,
+    timestamp_result, zone_of, zone_or,
 };
 
 #[derive(Clone, Copy)]
@@ -72,7 +73,11 @@ impl Rounding {
         let name = self.name();
         let period = period_of(name, literal_str(name, "period", args.args.get(1))?)?;
         let origin = literal_millis(name, "origin", args.args.get(2))?;
-        let zone = zone_of(name, literal_str(name, "time zone", args.args.get(3))?)?;
+        let zone = zone_or(
+            name,
+            literal_str(name, "time zone", args.args.get(3))?,
+            default_zone(&args.config_options),
+        )?;
         let millis = millis_array(arg(name, &args.args, 0)?, args.number_rows)?;
         let round = match self {
             Rounding::Floor => floor_to_period_in,

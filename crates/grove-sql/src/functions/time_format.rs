@@ -11,8 +11,8 @@ use datafusion::logical_expr::{
 use grove_common::time::format_millis_with_offset;
 
 use super::args::{
-    arg, at_plan, check_arity, coerce_string, coerce_timestamp, literal_str, millis_array,
-    planned_str, zone_of,
+    arg, at_plan, check_arity, coerce_string, coerce_timestamp, default_zone, literal_str,
+    millis_array, planned_str, zone_of, zone_or,
 };
 use super::joda::JodaPattern;
 
@@ -81,7 +81,11 @@ impl ScalarUDFImpl for TimeFormatFunc {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let pattern = compile(literal_str(NAME, "pattern", args.args.get(1))?)?;
-        let zone = zone_of(NAME, literal_str(NAME, "time zone", args.args.get(2))?)?;
+        let zone = zone_or(
+            NAME,
+            literal_str(NAME, "time zone", args.args.get(2))?,
+            default_zone(&args.config_options),
+        )?;
         let millis = millis_array(arg(NAME, &args.args, 0)?, args.number_rows)?;
         let out: StringArray = millis
             .iter()

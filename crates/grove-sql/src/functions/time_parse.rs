@@ -10,8 +10,8 @@ use datafusion::logical_expr::{
 use grove_common::time::parse_iso_millis_in;
 
 use super::args::{
-    TIMESTAMP_MS, arg, at_plan, check_arity, coerce_string, literal_str, planned_str, strings,
-    timestamp_result, zone_of,
+    TIMESTAMP_MS, arg, at_plan, check_arity, coerce_string, default_zone, literal_str, planned_str,
+    strings, timestamp_result, zone_of, zone_or,
 };
 use super::joda::JodaPattern;
 
@@ -82,7 +82,11 @@ impl ScalarUDFImpl for TimeParseFunc {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let pattern = compile(literal_str(NAME, "pattern", args.args.get(1))?)?;
-        let zone = zone_of(NAME, literal_str(NAME, "time zone", args.args.get(2))?)?;
+        let zone = zone_or(
+            NAME,
+            literal_str(NAME, "time zone", args.args.get(2))?,
+            default_zone(&args.config_options),
+        )?;
         let input = arg(NAME, &args.args, 0)?.to_array(args.number_rows)?;
         let values = strings(&input)?;
         let parsed = values.into_iter().map(|v| {

@@ -11,7 +11,8 @@ use grove_common::time::shift_by_period_in;
 
 use super::args::{
     TIMESTAMP_MS, arg, at_plan, check_arity, coerce_integer, coerce_string, coerce_timestamp,
-    int64_array, literal_str, millis_array, period_of, planned_str, timestamp_result, zone_of,
+    default_zone, int64_array, literal_str, millis_array, period_of, planned_str, timestamp_result,
+    zone_of, zone_or,
 };
 
 const NAME: &str = "time_shift";
@@ -77,7 +78,11 @@ impl ScalarUDFImpl for TimeShiftFunc {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let period = period_of(NAME, literal_str(NAME, "period", args.args.get(1))?)?;
-        let zone = zone_of(NAME, literal_str(NAME, "time zone", args.args.get(3))?)?;
+        let zone = zone_or(
+            NAME,
+            literal_str(NAME, "time zone", args.args.get(3))?,
+            default_zone(&args.config_options),
+        )?;
         let millis = millis_array(arg(NAME, &args.args, 0)?, args.number_rows)?;
         let steps = int64_array(arg(NAME, &args.args, 2)?, args.number_rows)?;
         Ok(timestamp_result(millis.iter().zip(steps.iter()).map(
