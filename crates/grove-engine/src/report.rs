@@ -266,6 +266,23 @@ impl TaskDescription {
             "pendingTasks": 0,
             "runningTasks": if matches!(end, TaskEnd::Running) { 2 } else { 0 },
         });
+        let warnings: Vec<Value> = progress
+            .scans()
+            .iter()
+            .flat_map(|s| s.parse.messages())
+            .take(10)
+            .map(|message| {
+                json!({
+                    "taskId": format!("{}-worker0_0", self.task_id),
+                    "host": "localhost",
+                    "stageNumber": 0,
+                    "error": {"errorCode": "CannotParseExternalData", "errorMessage": message},
+                })
+            })
+            .collect();
+        if !warnings.is_empty() {
+            status["warnings"] = Value::Array(warnings);
+        }
         if let TaskEnd::Failed(fault) = end {
             status["errorReport"] = json!({
                 "taskId": self.task_id,
@@ -497,6 +514,13 @@ impl TaskDescription {
             ]),
         );
         stage0.insert("output".into(), channel(&[("rows", out_rows)]));
+        let parse_errors = sum(&|s| s.parse.count());
+        if parse_errors > 0 {
+            stage0.insert(
+                "warnings".into(),
+                json!({"type": "warnings", "CannotParseExternalData": parse_errors}),
+            );
+        }
         let mut counters = Map::new();
         counters.insert("0".into(), json!({"0": stage0}));
         if self.ingest.is_some() {

@@ -150,7 +150,7 @@ pub fn assign_splits(mut splits: Vec<InputSplit>, partitions: usize) -> Vec<Vec<
 
 /// Live counters of one EXTERN scan, shared by its partitions (Druid's `input0` channel
 /// counters: rows, bytes, files, totalFiles).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ScanCounters {
     /// Rows produced.
     pub rows: AtomicU64,
@@ -160,6 +160,8 @@ pub struct ScanCounters {
     pub files: AtomicU64,
     /// Splits in the scan.
     pub total_files: AtomicU64,
+    /// Parse exceptions (bad rows) charged against `maxParseExceptions`.
+    pub parse: Arc<ParseBudget>,
 }
 
 /// Reads EXTERN splits; one output partition per split group.
@@ -168,7 +170,6 @@ pub struct ExternScanExec {
     spec: Arc<ExternSpec>,
     splits: Vec<Vec<InputSplit>>,
     schema: SchemaRef,
-    budget: Arc<ParseBudget>,
     counters: Arc<ScanCounters>,
     properties: Arc<PlanProperties>,
 }
@@ -189,14 +190,18 @@ impl ExternScanExec {
             Boundedness::Bounded,
         )
         .with_scheduling_type(SchedulingType::Cooperative);
-        let counters = ScanCounters::default();
         let total: usize = splits.iter().map(Vec::len).sum();
-        counters.total_files.store(total as u64, Ordering::Relaxed);
+        let counters = ScanCounters {
+            rows: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            files: AtomicU64::new(0),
+            total_files: AtomicU64::new(total as u64),
+            parse: Arc::new(ParseBudget::new(max_parse_exceptions)),
+        };
         Self {
             spec,
             splits,
             schema,
-            budget: Arc::new(ParseBudget::new(max_parse_exceptions)),
             counters: Arc::new(counters),
             properties: Arc::new(properties),
         }
@@ -209,7 +214,7 @@ impl ExternScanExec {
 
     /// The parse-exception budget shared by all partitions.
     pub fn budget(&self) -> &Arc<ParseBudget> {
-        &self.budget
+        &self.counters.parse
     }
 
     /// The input spec.
@@ -269,7 +274,7 @@ impl ExecutionPlan for ExternScanExec {
         let tx = builder.tx();
         let spec = Arc::clone(&self.spec);
         let schema = Arc::clone(&self.schema);
-        let budget = Arc::clone(&self.budget);
+        let budget = Arc::clone(&self.counters.parse);
         let counters = Arc::clone(&self.counters);
         builder.spawn_blocking(move || {
             let bytes = Arc::new(AtomicU64::new(0));

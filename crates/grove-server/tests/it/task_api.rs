@@ -297,3 +297,41 @@ async fn bad_requests_get_druid_errors() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn tolerated_parse_errors_are_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn(dir.path(), |_| {}).await;
+    let sql = r#"INSERT INTO w SELECT TIME_PARSE(ts) AS __time, n FROM TABLE(EXTERN('{"type":"inline","data":"{\"ts\":\"2015-09-12\",\"n\":1}\n{\"ts\": oops\n{\"ts\":\"2015-09-12\",\"n\":\"x\"}\n{\"ts\":\"2015-09-12\",\"n\":4}"}', '{"type":"json"}', '[{"name":"ts","type":"string"},{"name":"n","type":"long"}]')) PARTITIONED BY DAY"#;
+    let id = server.submit(sql, json!({"maxParseExceptions": 5})).await;
+    assert_eq!(server.wait_terminal(&id).await["statusCode"], "SUCCESS");
+    let p = &server.report(&id).await["multiStageQuery"]["payload"];
+    assert_eq!(
+        p["counters"]["0"]["0"]["warnings"],
+        json!({"type": "warnings", "CannotParseExternalData": 2})
+    );
+    let w = p["status"]["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 2);
+    assert_eq!(w[0]["error"]["errorCode"], "CannotParseExternalData");
+    assert!(
+        w[0]["error"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("Line: 2"),
+        "{w:?}"
+    );
+    assert_eq!(
+        server.select("SELECT SUM(n) FROM w").await,
+        vec![json!([5])]
+    );
+    let id = server.submit(sql, json!({"maxParseExceptions": 1})).await;
+    let s = server.wait_terminal(&id).await;
+    assert!(
+        s["errorMsg"]
+            .as_str()
+            .unwrap()
+            .starts_with("TooManyWarnings"),
+        "{s}"
+    );
+    server.stop().await;
+}
