@@ -301,3 +301,70 @@ async fn tasks_survive_a_sigkill() {
     assert!(files[0].to_string_lossy().contains(&done));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly_and_config_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("grove.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "port = 0\ntask_slots = 2\ndata_dir = \"{}\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_grove"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let base = line
+        .trim()
+        .trim_start_matches("grove listening on ")
+        .to_string();
+    let health = reqwest::get(format!("{base}/status/health")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(
+        data.join("metadata.db").exists(),
+        "data_dir from the config file"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A bad config file is refused with a clear message.
+    std::fs::write(&config, "port = \"x\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_grove"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid config file"));
+}
