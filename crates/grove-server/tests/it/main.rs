@@ -3,6 +3,7 @@
 // Test helpers outside #[test] fns: a panic there is a test failure, which is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
 mod support;
 mod task_api;
 mod task_lifecycle;
