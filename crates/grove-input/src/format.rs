@@ -335,25 +335,44 @@ fn decode_json_lines(
         Ok(batch) => return Ok(batch),
         Err(_) => *decoder = new_json_decoder(schema, batch_size)?,
     }
+    // Slow path: read every field as a string, one line at a time, then convert the
+    // strings to the declared types the way CSV values are ("12.7" -> 12, "" -> NULL),
+    // charging each bad line or value to the budget.
+    let strings: SchemaRef = Arc::new(arrow::datatypes::Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| arrow::datatypes::Field::new(f.name(), arrow::datatypes::DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    let mut string_decoder = new_json_decoder(&strings, lines.len().max(1))?;
+    let mut good_lines = Vec::with_capacity(lines.len());
     for &(line_no, start, end) in lines {
         let bytes = &buf[start..end];
-        let mut probe = new_json_decoder(schema, 1)?;
+        let mut probe = new_json_decoder(&strings, 1)?;
         let checked = probe.decode(bytes).and_then(|_| probe.flush());
         match checked {
-            Ok(_) => {
-                decoder
+            Ok(Some(_)) => {
+                string_decoder
                     .decode(bytes)
                     .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))?;
+                good_lines.push(line_no);
             }
+            Ok(None) => {}
             Err(e) => {
                 let text = String::from_utf8_lossy(bytes);
                 budget.record(row_error(split, line_no, text.trim_end(), &e.to_string()))?;
             }
         }
     }
-    decoder
+    let Some(batch) = string_decoder
         .flush()
-        .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
+        .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))?
+    else {
+        return Ok(None);
+    };
+    let columns = batch.columns().to_vec();
+    coerce_batch(split, schema, columns, &good_lines, budget).map(Some)
 }
 
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these
@@ -416,20 +435,7 @@ fn read_delimited(
                     .collect()
             });
             let line = record.position().map(|p| p.line()).unwrap_or(0);
-            if record.len() > columns.len() {
-                let text = record.iter().collect::<Vec<_>>().join(",");
-                budget.record(row_error(
-                    split,
-                    line,
-                    &text,
-                    &format!(
-                        "found {} values but only {} columns are declared",
-                        record.len(),
-                        columns.len()
-                    ),
-                ))?;
-                continue;
-            }
+            // Fields beyond the declared columns are ignored, as Druid's reader does.
             for (b, p) in builders.iter_mut().zip(pos.iter()) {
                 match p.and_then(|i| record.get(i)) {
                     Some(v) => b.append_value(v),
@@ -627,13 +633,24 @@ mod tests {
         assert!(fault.message().contains("Line: 2"), "{}", fault.message());
         let lenient = ParseBudget::new(Some(5));
         let b = read(
-            "{\"s\":\"a\"}\n{\"s\": oops\n{\"n\":\"x\"}\n{\"s\":\"b\"}\n",
+            "{\"s\":\"a\"}\n{\"s\": oops\n{\"n\":\"x\"}\n{\"s\":\"b\",\"n\":\"12.7\"}\n{\"n\":\"\"}\n",
             r#"{"type":"json"}"#,
             &lenient,
         )
         .unwrap();
-        assert_eq!(rows(&b), 2);
+        assert_eq!(rows(&b), 3);
         assert_eq!(lenient.count(), 2);
+        let all = arrow::compute::concat_batches(&schema(), &b).unwrap();
+        let n = all
+            .column(1)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap();
+        assert_eq!(
+            (n.value(1), n.is_null(2)),
+            (12, true),
+            "\"12.7\" -> 12, \"\" -> NULL"
+        );
         let tight = ParseBudget::new(Some(1));
         let err = read("x\ny\n", r#"{"type":"json"}"#, &tight).unwrap_err();
         assert_eq!(

@@ -17,9 +17,26 @@ pub(crate) fn tokenize(sql: &str) -> Result<Vec<TokenWithSpan>> {
         .map_err(|e| DataFusionError::Plan(format!("Invalid SQL: {e}")))
 }
 
-/// Renders tokens back into SQL text.
+/// Renders tokens back into SQL text, re-escaping quotes inside string literals and
+/// quoted identifiers (`'it''s'`, `"a""b"`).
 pub(crate) fn render(tokens: &[TokenWithSpan]) -> String {
-    tokens.iter().map(|t| t.token.to_string()).collect()
+    let mut out = String::new();
+    for t in tokens {
+        match &t.token {
+            Token::SingleQuotedString(s) => {
+                out.push('\'');
+                out.push_str(&s.replace('\'', "''"));
+                out.push('\'');
+            }
+            Token::Word(w) if w.quote_style == Some('"') => {
+                out.push('"');
+                out.push_str(&w.value.replace('"', "\"\""));
+                out.push('"');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    out
 }
 
 /// True for whitespace and comments.
@@ -291,6 +308,12 @@ mod tests {
         let sql = "SELECT * FROM TABLE(EXTERN('{}', '{}')) EXTEND (a BLOB)";
         let err = rewrite_extend(tokenize(sql).unwrap()).unwrap_err();
         assert!(err.to_string().contains("Unsupported type [BLOB]"));
+    }
+
+    #[test]
+    fn quotes_are_re_escaped() {
+        let sql = "SELECT 'it''s', \"a\"\"b\" FROM t";
+        assert_eq!(render(&tokenize(sql).unwrap()), sql);
     }
 
     #[test]
