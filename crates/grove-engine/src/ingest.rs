@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
-use futures::StreamExt;
 use grove_common::fault::CancelReason;
 use grove_common::fault::{MAX_BUCKETS, MAX_PARTITIONS};
 use grove_common::types::TIME_COLUMN;
@@ -93,18 +92,7 @@ pub(crate) async fn execute_ingest(
     progress.set_phase(TaskPhase::Reading);
     let written = async {
         let mut stream = execute_stream(physical, state.task_ctx())?;
-        loop {
-            let next = tokio::select! {
-                _ = control.cancel.cancelled() => {
-                    return Err(MsqFault::Canceled { reason: CancelReason::TaskShutdown }.into());
-                }
-                next = stream.next() => next,
-            };
-            let Some(batch) = next else { break };
-            let batch = batch?;
-            if progress.phase() == TaskPhase::Reading {
-                progress.set_phase(TaskPhase::Writing);
-            }
+        while let Some(batch) = control.next_batch(&mut stream).await? {
             writer.write(&batch).await?;
             progress.rows_out.store(writer.rows(), Ordering::Relaxed);
             progress

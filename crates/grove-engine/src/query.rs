@@ -10,9 +10,6 @@ use datafusion::common::Result;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
-use futures::StreamExt;
-use grove_common::MsqFault;
-use grove_common::fault::CancelReason;
 
 use crate::ingest::collect_scans;
 use crate::task::{TaskControl, TaskPhase};
@@ -61,18 +58,7 @@ pub(crate) async fn collect_query(
     let mut batches = Vec::new();
     let mut kept = 0usize;
     let mut truncated = false;
-    loop {
-        let next = tokio::select! {
-            _ = control.cancel.cancelled() => {
-                return Err(MsqFault::Canceled { reason: CancelReason::TaskShutdown }.into());
-            }
-            next = stream.next() => next,
-        };
-        let Some(batch) = next else { break };
-        let batch = batch?;
-        if control.progress.phase() == TaskPhase::Reading {
-            control.progress.set_phase(TaskPhase::Writing);
-        }
+    while let Some(batch) = control.next_batch(&mut stream).await? {
         let room = max_rows - kept;
         if batch.num_rows() > room {
             truncated = true;

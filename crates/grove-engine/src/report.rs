@@ -584,26 +584,31 @@ fn column_values(array: &dyn arrow::array::Array) -> Vec<Value> {
     use arrow::array::AsArray;
     use arrow::datatypes::*;
     let n = array.len();
-    let mut out = Vec::with_capacity(n);
-    let nulls = |i: usize| array.is_null(i);
-    match array.data_type() {
-        DataType::Timestamp(_, _) => {
-            let cast =
-                arrow::compute::cast(array, &DataType::Timestamp(TimeUnit::Millisecond, None));
-            match cast {
-                Ok(ms) => {
-                    let ms = ms.as_primitive::<TimestampMillisecondType>();
-                    for i in 0..n {
-                        out.push(if nulls(i) {
-                            Value::Null
-                        } else {
-                            json!(ms.value(i))
-                        });
+    /// Casts to `to` and renders each non-null value with `value`.
+    fn cast_each(
+        array: &dyn arrow::array::Array,
+        to: &DataType,
+        value: impl Fn(&dyn arrow::array::Array, usize) -> Value,
+    ) -> Vec<Value> {
+        match arrow::compute::cast(array, to) {
+            Ok(cast) => (0..array.len())
+                .map(|i| {
+                    if array.is_null(i) {
+                        Value::Null
+                    } else {
+                        value(cast.as_ref(), i)
                     }
-                }
-                Err(_) => out.resize(n, Value::Null),
-            }
+                })
+                .collect(),
+            Err(_) => vec![Value::Null; array.len()],
         }
+    }
+    match array.data_type() {
+        DataType::Timestamp(_, _) => cast_each(
+            array,
+            &DataType::Timestamp(TimeUnit::Millisecond, None),
+            |a, i| json!(a.as_primitive::<TimestampMillisecondType>().value(i)),
+        ),
         DataType::Int8
         | DataType::Int16
         | DataType::Int32
@@ -611,61 +616,33 @@ fn column_values(array: &dyn arrow::array::Array) -> Vec<Value> {
         | DataType::UInt8
         | DataType::UInt16
         | DataType::UInt32
-        | DataType::UInt64 => match arrow::compute::cast(array, &DataType::Int64) {
-            Ok(v) => {
-                let v = v.as_primitive::<Int64Type>();
-                for i in 0..n {
-                    out.push(if nulls(i) {
-                        Value::Null
-                    } else {
-                        json!(v.value(i))
-                    });
-                }
-            }
-            Err(_) => out.resize(n, Value::Null),
-        },
+        | DataType::UInt64 => cast_each(array, &DataType::Int64, |a, i| {
+            json!(a.as_primitive::<Int64Type>().value(i))
+        }),
         DataType::Float16
         | DataType::Float32
         | DataType::Float64
         | DataType::Decimal128(_, _)
-        | DataType::Decimal256(_, _) => match arrow::compute::cast(array, &DataType::Float64) {
-            Ok(v) => {
-                let v = v.as_primitive::<Float64Type>();
-                for i in 0..n {
-                    out.push(if nulls(i) {
-                        Value::Null
-                    } else {
-                        json!(v.value(i))
-                    });
-                }
-            }
-            Err(_) => out.resize(n, Value::Null),
-        },
-        DataType::Boolean => {
-            let v = array.as_boolean();
-            for i in 0..n {
-                out.push(if nulls(i) {
-                    Value::Null
-                } else {
-                    json!(v.value(i))
-                });
-            }
-        }
+        | DataType::Decimal256(_, _) => cast_each(array, &DataType::Float64, |a, i| {
+            json!(a.as_primitive::<Float64Type>().value(i))
+        }),
+        DataType::Boolean => cast_each(array, &DataType::Boolean, |a, i| {
+            json!(a.as_boolean().value(i))
+        }),
         _ => {
             let options = FormatOptions::default();
             match ArrayFormatter::try_new(array, &options) {
-                Ok(f) => {
-                    for i in 0..n {
-                        out.push(if nulls(i) {
+                Ok(f) => (0..n)
+                    .map(|i| {
+                        if array.is_null(i) {
                             Value::Null
                         } else {
                             json!(f.value(i).to_string())
-                        });
-                    }
-                }
-                Err(_) => out.resize(n, Value::Null),
+                        }
+                    })
+                    .collect(),
+                Err(_) => vec![Value::Null; n],
             }
         }
     }
-    out
 }

@@ -102,4 +102,27 @@ impl TaskControl {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// The next batch of `stream`, or the `Canceled` fault if the task is canceled first.
+    /// Moves the progress from reading to writing when the first batch arrives.
+    pub(crate) async fn next_batch(
+        &self,
+        stream: &mut datafusion::physical_plan::SendableRecordBatchStream,
+    ) -> datafusion::common::Result<Option<arrow::array::RecordBatch>> {
+        use futures::StreamExt;
+        let next = tokio::select! {
+            _ = self.cancel.cancelled() => {
+                return Err(grove_common::MsqFault::Canceled {
+                    reason: grove_common::fault::CancelReason::TaskShutdown,
+                }
+                .into());
+            }
+            next = stream.next() => next,
+        };
+        let batch = next.transpose()?;
+        if batch.is_some() && self.progress.phase() == TaskPhase::Reading {
+            self.progress.set_phase(TaskPhase::Writing);
+        }
+        Ok(batch)
+    }
 }

@@ -195,11 +195,11 @@ async fn replace_waits_for_the_lock_then_times_out() {
     server.stop().await;
 }
 
-/// Starts the real binary; returns the child and its base URL.
-async fn spawn_binary(data_dir: &std::path::Path) -> (std::process::Child, String) {
+/// Starts the real binary as `grove serve <args>`; returns the child and its base URL.
+async fn spawn_grove(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_grove"))
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(data_dir)
+        .arg("serve")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -221,6 +221,16 @@ async fn spawn_binary(data_dir: &std::path::Path) -> (std::process::Child, Strin
         .to_string();
     assert!(base.starts_with("http://"), "unexpected first line: {line}");
     (child, base)
+}
+
+async fn spawn_binary(data_dir: &std::path::Path) -> (std::process::Child, String) {
+    spawn_grove(&[
+        "--port".as_ref(),
+        "0".as_ref(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+    ])
+    .await
 }
 
 #[tokio::test]
@@ -315,28 +325,7 @@ async fn sigterm_stops_the_server_cleanly_and_config_file_is_read() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_grove"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let base = line
-        .trim()
-        .trim_start_matches("grove listening on ")
-        .to_string();
+    let (mut child, base) = spawn_grove(&["--config".as_ref(), config.as_os_str()]).await;
     let health = reqwest::get(format!("{base}/status/health")).await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
     assert!(
