@@ -234,7 +234,7 @@ impl GroveContext {
             DruidStatement::DataFusion(stmt) => {
                 let context = self.effective_context(context)?;
                 let state = self.statement_state(&context)?;
-                let plan = state.statement_to_plan(*stmt).await?;
+                let plan = plan_in_zone(&state, *stmt).await?;
                 if plan_is_query(&plan) {
                     // Run with this statement's options (sqlTimeZone, ...).
                     Ok(StatementOutcome::Query(DataFrame::new(state, plan)))
@@ -273,7 +273,7 @@ impl GroveContext {
             DruidStatement::Ingest(stmt) => self.prepare_ingest(sql, *stmt, context).await,
             DruidStatement::DataFusion(stmt) => {
                 let state = self.statement_state(&context)?;
-                let plan = state.statement_to_plan(*stmt).await?;
+                let plan = plan_in_zone(&state, *stmt).await?;
                 if !matches!(plan, LogicalPlan::Explain(_)) && !plan_is_query(&plan) {
                     return Err(DataFusionError::Plan(format!(
                         "Unsupported SQL statement for a task: {}",
@@ -367,6 +367,17 @@ impl GroveContext {
         state.config_mut().options_mut().extensions.insert(opts);
         Ok(state)
     }
+}
+
+/// Plans a DataFusion statement with its `TIMESTAMP` literals read in `sqlTimeZone`.
+async fn plan_in_zone(
+    state: &SessionState,
+    mut stmt: datafusion::sql::parser::Statement,
+) -> Result<LogicalPlan> {
+    if let datafusion::sql::parser::Statement::Statement(s) = &mut stmt {
+        grove_sql::apply_time_zone(s.as_mut(), &grove_sql::session_zone(state))?;
+    }
+    state.statement_to_plan(stmt).await
 }
 
 fn summary_frame(ctx: &SessionContext, summary: &IngestSummary) -> Result<DataFrame> {

@@ -18,8 +18,9 @@ mod statement;
 mod tokens;
 
 pub use extern_fn::ExternRelationPlanner;
-pub use overwrite::overwrite_intervals;
-pub use plan::{IngestPlan, RESERVED_COLUMNS, plan_ingest};
+pub use overwrite::{overwrite_intervals, overwrite_intervals_in};
+pub use plan::{IngestPlan, RESERVED_COLUMNS, plan_ingest, session_zone};
+pub use rewrite::apply_time_zone;
 pub use statement::{
     ClusterItem, DruidStatement, IngestKind, IngestStatement, Overwrite, parse_statement,
 };

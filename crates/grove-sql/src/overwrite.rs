@@ -4,15 +4,26 @@
 
 use datafusion::common::{DataFusionError, Result, plan_err};
 use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr as SqlExpr, UnaryOperator, Value};
-use grove_common::time::{ETERNITY_END, ETERNITY_START, parse_iso_millis};
+use grove_common::time::{ETERNITY_END, ETERNITY_START, Zone, parse_iso_millis_in};
 use grove_common::{Granularity, Interval};
 
 /// A sorted set of disjoint, non-adjacent intervals.
 type IntervalSet = Vec<Interval>;
 
-/// Converts an OVERWRITE WHERE condition into intervals aligned with `granularity`.
+/// Converts an OVERWRITE WHERE condition into intervals aligned with `granularity`,
+/// reading `TIMESTAMP` literals as UTC.
 pub fn overwrite_intervals(cond: &SqlExpr, granularity: &Granularity) -> Result<Vec<Interval>> {
-    let set = to_set(cond, cond)?;
+    overwrite_intervals_in(cond, granularity, &Zone::UTC)
+}
+
+/// Like [`overwrite_intervals`], reading `TIMESTAMP` literals in `zone` (Druid's
+/// `sqlTimeZone`).
+pub fn overwrite_intervals_in(
+    cond: &SqlExpr,
+    granularity: &Granularity,
+    zone: &Zone,
+) -> Result<Vec<Interval>> {
+    let set = to_set(cond, cond, zone)?;
     if set.is_empty() {
         return plan_err!(
             "The OVERWRITE WHERE clause [{cond}] produced no time intervals, are the bounds overly restrictive?"
@@ -50,17 +61,23 @@ fn unsupported_shape(whole: &SqlExpr) -> DataFusionError {
     ))
 }
 
-fn to_set(expr: &SqlExpr, whole: &SqlExpr) -> Result<IntervalSet> {
+fn to_set(expr: &SqlExpr, whole: &SqlExpr, zone: &Zone) -> Result<IntervalSet> {
     match expr {
-        SqlExpr::Nested(inner) => to_set(inner, whole),
+        SqlExpr::Nested(inner) => to_set(inner, whole, zone),
         SqlExpr::BinaryOp { left, op, right } => match op {
-            BinaryOperator::And => Ok(intersect(&to_set(left, whole)?, &to_set(right, whole)?)),
-            BinaryOperator::Or => Ok(union(to_set(left, whole)?, to_set(right, whole)?)),
+            BinaryOperator::And => Ok(intersect(
+                &to_set(left, whole, zone)?,
+                &to_set(right, whole, zone)?,
+            )),
+            BinaryOperator::Or => Ok(union(
+                to_set(left, whole, zone)?,
+                to_set(right, whole, zone)?,
+            )),
             BinaryOperator::Gt
             | BinaryOperator::GtEq
             | BinaryOperator::Lt
             | BinaryOperator::LtEq
-            | BinaryOperator::Eq => comparison(left, op, right, whole),
+            | BinaryOperator::Eq => comparison(left, op, right, whole, zone),
             other => plan_err!(
                 "Invalid OVERWRITE WHERE clause [{whole}]: Unsupported operation [{other}] in \
                  OVERWRITE WHERE clause."
@@ -69,7 +86,7 @@ fn to_set(expr: &SqlExpr, whole: &SqlExpr) -> Result<IntervalSet> {
         SqlExpr::UnaryOp {
             op: UnaryOperator::Not,
             expr,
-        } => Ok(complement(&to_set(expr, whole)?)),
+        } => Ok(complement(&to_set(expr, whole, zone)?)),
         SqlExpr::Between {
             expr,
             negated,
@@ -77,8 +94,8 @@ fn to_set(expr: &SqlExpr, whole: &SqlExpr) -> Result<IntervalSet> {
             high,
         } => {
             check_time_column(expr)?;
-            let lo = literal_millis(low, whole)?;
-            let hi = literal_millis(high, whole)?;
+            let lo = literal_millis(low, whole, zone)?;
+            let hi = literal_millis(high, whole, zone)?;
             let set = range(lo, hi.saturating_add(1));
             Ok(if *negated { complement(&set) } else { set })
         }
@@ -116,6 +133,7 @@ fn comparison(
     op: &BinaryOperator,
     right: &SqlExpr,
     whole: &SqlExpr,
+    zone: &Zone,
 ) -> Result<IntervalSet> {
     // Normalise to `__time <op> literal`.
     let (op, lit) = if is_time_column(left) {
@@ -133,7 +151,7 @@ fn comparison(
         check_time_column(left)?;
         unreachable_shape(whole)?
     };
-    let t = literal_millis(lit, whole)?;
+    let t = literal_millis(lit, whole, zone)?;
     Ok(match op {
         BinaryOperator::Gt => range(t.saturating_add(1), ETERNITY_END),
         BinaryOperator::GtEq => range(t, ETERNITY_END),
@@ -148,7 +166,7 @@ fn unreachable_shape<T>(whole: &SqlExpr) -> Result<T> {
 }
 
 /// A `TIMESTAMP '...'` literal (or a plain string literal) as epoch milliseconds.
-fn literal_millis(expr: &SqlExpr, whole: &SqlExpr) -> Result<i64> {
+fn literal_millis(expr: &SqlExpr, whole: &SqlExpr, zone: &Zone) -> Result<i64> {
     let text = match expr {
         SqlExpr::TypedString(ts) => match &ts.value.value {
             Value::SingleQuotedString(s) => s.clone(),
@@ -158,10 +176,10 @@ fn literal_millis(expr: &SqlExpr, whole: &SqlExpr) -> Result<i64> {
             Value::SingleQuotedString(s) => s.clone(),
             _ => return Err(unsupported_shape(whole)),
         },
-        SqlExpr::Nested(inner) => return literal_millis(inner, whole),
+        SqlExpr::Nested(inner) => return literal_millis(inner, whole, zone),
         _ => return Err(unsupported_shape(whole)),
     };
-    parse_iso_millis(&text).ok_or_else(|| {
+    parse_iso_millis_in(&text, zone).ok_or_else(|| {
         DataFusionError::Plan(format!(
             "Invalid OVERWRITE WHERE clause [{whole}]: cannot parse timestamp [{text}]"
         ))

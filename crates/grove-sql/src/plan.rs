@@ -14,7 +14,7 @@ use grove_common::fault::{MAX_CLUSTERED_BY_COLUMNS, MAX_COLUMNS};
 use grove_common::types::{DruidType, StorageType, TIME_COLUMN, storage_type_for};
 use grove_common::{Granularity, Interval, MsqFault};
 
-use crate::overwrite::overwrite_intervals;
+use crate::overwrite::overwrite_intervals_in;
 use crate::statement::{ClusterItem, IngestKind, IngestStatement, Overwrite};
 
 /// Column names Grove reserves for its own use during ingestion.
@@ -48,10 +48,11 @@ pub struct IngestPlan {
 pub async fn plan_ingest(state: &SessionState, stmt: &IngestStatement) -> Result<IngestPlan> {
     check_supported(stmt)?;
     check_duplicate_aliases(stmt)?;
+    let zone = session_zone(state);
+    let mut query = stmt.query.clone();
+    crate::rewrite::apply_time_zone(query.as_mut(), &zone)?;
     let body = state
-        .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
-            stmt.query.clone(),
-        ))))
+        .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(query))))
         .await?;
     let schema = Arc::clone(body.schema());
     let mut seen = HashSet::new();
@@ -138,7 +139,9 @@ pub async fn plan_ingest(state: &SessionState, stmt: &IngestStatement) -> Result
     let replace_intervals = match &stmt.overwrite {
         None => None,
         Some(Overwrite::All) => Some(vec![Interval::eternity()]),
-        Some(Overwrite::Where(cond)) => Some(overwrite_intervals(cond, &stmt.granularity)?),
+        Some(Overwrite::Where(cond)) => {
+            Some(overwrite_intervals_in(cond, &stmt.granularity, &zone)?)
+        }
     };
     Ok(IngestPlan {
         kind: stmt.kind,
@@ -150,6 +153,17 @@ pub async fn plan_ingest(state: &SessionState, stmt: &IngestStatement) -> Result
         range_dimensions,
         columns,
     })
+}
+
+/// The session's `sqlTimeZone` (UTC unless set).
+pub fn session_zone(state: &SessionState) -> grove_common::time::Zone {
+    state
+        .config()
+        .options()
+        .extensions
+        .get::<grove_common::context::MsqOptions>()
+        .and_then(|o| grove_common::time::Zone::parse(&o.sql_time_zone))
+        .unwrap_or(grove_common::time::Zone::UTC)
 }
 
 /// Query shapes Druid's MSQ engine refuses with `QueryNotSupported`.

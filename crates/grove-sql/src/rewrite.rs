@@ -57,6 +57,46 @@ fn rewrite<V: VisitMut>(node: &mut V) -> Result<()> {
     }
 }
 
+/// Reads `TIMESTAMP '...'` literals in `zone` (Druid's `sqlTimeZone`): each becomes
+/// `TIME_PARSE('...', NULL, '<zone>')`. A no-op for UTC.
+pub fn apply_time_zone<V: VisitMut>(node: &mut V, zone: &grove_common::time::Zone) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{DataType as SqlType, Value};
+    if zone.is_utc() {
+        return Ok(());
+    }
+    let zone_id = zone.id();
+    let flow = visit_expressions_mut(node, |expr| {
+        let SqlExpr::TypedString(ts) = expr else {
+            return ControlFlow::Continue(());
+        };
+        if !matches!(ts.data_type, SqlType::Timestamp(_, _)) {
+            return ControlFlow::Continue(());
+        }
+        let Value::SingleQuotedString(text) = &ts.value.value else {
+            return ControlFlow::Continue(());
+        };
+        let sql = format!(
+            "TIME_PARSE('{}', NULL, '{}')",
+            text.replace('\'', "''"),
+            zone_id.replace('\'', "''")
+        );
+        match Parser::new(&GenericDialect {})
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_expr())
+        {
+            Ok(e) => {
+                *expr = e;
+                ControlFlow::Continue(())
+            }
+            Err(e) => ControlFlow::Break(DataFusionError::Plan(format!("Invalid SQL: {e}"))),
+        }
+    });
+    match flow {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
 fn time_call(func: &str, inner: &SqlExpr, field: &DateTimeField) -> Result<SqlExpr> {
     let Some(period) = datetime_field_period(field) else {
         return Err(DataFusionError::Plan(format!(
