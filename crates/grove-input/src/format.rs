@@ -20,8 +20,9 @@ use datafusion::common::{DataFusionError, Result};
 use grove_common::MsqFault;
 use grove_common::types::DruidType;
 use serde::{Deserialize, Serialize};
+use tokio::runtime::Handle;
 
-use crate::source::InputSplit;
+use crate::split::InputSplit;
 
 /// A Druid input format.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -135,6 +136,12 @@ impl InputFormat {
         }
     }
 
+    /// Whether a file in this format can be cut into byte ranges at line boundaries
+    /// (newline-delimited JSON; CSV/TSV may quote newlines and have headers).
+    pub fn splittable(&self) -> bool {
+        matches!(self, Self::Json { .. })
+    }
+
     fn delimiter(&self) -> String {
         match self {
             Self::Tsv(d) => d.delimiter.clone().unwrap_or_else(|| "\t".into()),
@@ -195,6 +202,15 @@ impl ParseBudget {
     }
 }
 
+/// What a reader needs from its surroundings.
+#[derive(Clone, Debug)]
+pub struct ReadEnv {
+    /// The runtime that drives remote byte streams.
+    pub handle: Handle,
+    /// Raw bytes read so far (for the input counters).
+    pub bytes_read: Arc<AtomicU64>,
+}
+
 /// Reads one split, calling `emit` with each batch (of `schema`, which may be a projection
 /// of the signature). Stops early when `emit` returns false.
 pub fn read_split(
@@ -203,10 +219,10 @@ pub fn read_split(
     schema: &SchemaRef,
     batch_size: usize,
     budget: &ParseBudget,
-    bytes_read: Arc<AtomicU64>,
+    env: &ReadEnv,
     emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
-    let reader = split.open(bytes_read)?;
+    let reader = split.open(&env.handle, Arc::clone(&env.bytes_read))?;
     match format {
         InputFormat::Json { .. } => read_json(split, reader, schema, batch_size, budget, emit),
         InputFormat::Csv(d) | InputFormat::Tsv(d) => {
@@ -575,6 +591,7 @@ fn parse_long(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::split::Location;
     use arrow::datatypes::{DataType, Field, Schema};
 
     fn schema() -> SchemaRef {
@@ -585,16 +602,21 @@ mod tests {
     }
 
     fn read(data: &str, format: &str, budget: &ParseBudget) -> Result<Vec<RecordBatch>> {
-        let split = InputSplit::Inline(Arc::from(data));
+        let split = InputSplit::whole(Location::Inline(Arc::from(data)), None);
         let format = InputFormat::from_json(format)?;
         let mut out = Vec::new();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let env = ReadEnv {
+            handle: rt.handle().clone(),
+            bytes_read: Arc::default(),
+        };
         read_split(
             &split,
             &format,
             &schema(),
             2,
             budget,
-            Arc::default(),
+            &env,
             &mut |b| {
                 out.push(b);
                 Ok(true)

@@ -32,8 +32,10 @@ use datafusion::physical_plan::{
 use grove_common::types::{SignatureColumn, signature_schema};
 use serde::{Deserialize, Serialize};
 
-use crate::format::{InputFormat, ParseBudget, read_split};
-use crate::source::{InputSource, InputSplit};
+use crate::format::{InputFormat, ParseBudget, ReadEnv, read_split};
+use crate::policy::InputPolicy;
+use crate::source::InputSource;
+use crate::split::InputSplit;
 
 /// What an EXTERN call reads: source, format and signature.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -121,8 +123,17 @@ impl TableProvider for ExternTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let splits = self.spec.source.splits()?;
+        let policy = state
+            .config()
+            .get_extension::<InputPolicy>()
+            .unwrap_or_default();
+        let splits = self.spec.source.splits(&policy).await?;
         let target = state.config().target_partitions().max(1);
+        let splits = if self.spec.format.splittable() {
+            cut_splits(splits, target)
+        } else {
+            splits
+        };
         let assignment = assign_splits(splits, target);
         let projected = project_schema(&self.schema, projection)?;
         Ok(Arc::new(ExternScanExec::new(
@@ -134,14 +145,23 @@ impl TableProvider for ExternTable {
     }
 }
 
-/// Spreads splits over at most `partitions` groups, largest first onto the lightest group.
+/// Cuts large uncompressed files into byte ranges so that every one of `partitions`
+/// workers gets a share, even of a single big file (Druid never splits a file).
+pub fn cut_splits(splits: Vec<InputSplit>, partitions: usize) -> Vec<InputSplit> {
+    let total: u64 = splits.iter().map(InputSplit::weight).sum();
+    let target = total.div_ceil(partitions.max(1) as u64);
+    splits.into_iter().flat_map(|s| s.cut(target)).collect()
+}
+
+/// Spreads splits over at most `partitions` groups, largest first onto the lightest group
+/// (splits of unknown size count one byte, so they are dealt round-robin).
 pub fn assign_splits(mut splits: Vec<InputSplit>, partitions: usize) -> Vec<Vec<InputSplit>> {
     let n = partitions.min(splits.len()).max(1);
-    splits.sort_by_key(|s| std::cmp::Reverse(s.size()));
+    splits.sort_by_key(|s| std::cmp::Reverse(s.weight()));
     let mut groups: Vec<(u64, Vec<InputSplit>)> = (0..n).map(|_| (0, Vec::new())).collect();
     for split in splits {
-        if let Some(lightest) = groups.iter_mut().min_by_key(|(size, _)| *size) {
-            lightest.0 += split.size();
+        if let Some(lightest) = groups.iter_mut().min_by_key(|(size, g)| (*size, g.len())) {
+            lightest.0 += split.weight().max(1);
             lightest.1.push(split);
         }
     }
@@ -276,8 +296,17 @@ impl ExecutionPlan for ExternScanExec {
         let schema = Arc::clone(&self.schema);
         let budget = Arc::clone(&self.counters.parse);
         let counters = Arc::clone(&self.counters);
+        let handle = tokio::runtime::Handle::try_current().map_err(|e| {
+            datafusion::common::DataFusionError::Execution(format!(
+                "EXTERN scans run inside a Tokio runtime: {e}"
+            ))
+        })?;
         builder.spawn_blocking(move || {
             let bytes = Arc::new(AtomicU64::new(0));
+            let env = ReadEnv {
+                handle,
+                bytes_read: Arc::clone(&bytes),
+            };
             for split in &splits {
                 let mut emit = |batch: RecordBatch| {
                     counters
@@ -294,7 +323,7 @@ impl ExecutionPlan for ExternScanExec {
                     &schema,
                     batch_size,
                     &budget,
-                    Arc::clone(&bytes),
+                    &env,
                     &mut emit,
                 )?;
                 counters
@@ -344,14 +373,16 @@ mod tests {
 
     #[test]
     fn assigns_by_size() {
-        let split = |n: u64| InputSplit::File {
-            path: format!("/f{n}").into(),
-            size: n,
+        let split = |n: u64| {
+            InputSplit::whole(
+                crate::split::Location::File(format!("/f{n}").into()),
+                Some(n),
+            )
         };
         let groups = assign_splits(vec![split(1), split(10), split(5), split(6)], 2);
         let sizes: Vec<u64> = groups
             .iter()
-            .map(|g| g.iter().map(|s| s.size()).sum())
+            .map(|g| g.iter().map(InputSplit::weight).sum())
             .collect();
         assert_eq!(sizes, vec![11, 11]);
         assert_eq!(assign_splits(vec![], 4).len(), 1);

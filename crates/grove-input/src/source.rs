@@ -1,12 +1,15 @@
-//! Druid input sources (`inputSource` JSON of EXTERN) and the splits they produce.
+//! Druid input sources (`inputSource` JSON of EXTERN and the input table functions) and
+//! the listing that turns one into [`InputSplit`]s.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::common::{DataFusionError, Result, plan_err};
 use serde::{Deserialize, Serialize};
+
+use crate::policy::InputPolicy;
+use crate::remote::{self, CloudKind, CloudUri};
+use crate::split::{InputSplit, Location};
 
 /// A Druid input source.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,22 +32,165 @@ pub enum InputSource {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         files: Vec<String>,
     },
+    /// `{"type":"http","uris":[..],"httpAuthenticationUsername":..,
+    /// "httpAuthenticationPassword":..}`: one split per URI.
+    Http {
+        /// The URIs read, one split each.
+        uris: Vec<String>,
+        /// Basic-auth user name.
+        #[serde(
+            rename = "httpAuthenticationUsername",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        username: Option<String>,
+        /// Basic-auth password: a string or a password provider.
+        #[serde(
+            rename = "httpAuthenticationPassword",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
+        password: Option<PasswordProvider>,
+    },
+    /// `{"type":"s3",...}`: objects in S3 or an S3-compatible store.
+    S3(CloudSource),
+    /// `{"type":"google",...}`: objects in Google Cloud Storage.
+    Google(CloudSource),
+    /// `{"type":"azureStorage",...}` (or the legacy `azure`): blobs in Azure storage.
+    #[serde(rename = "azureStorage", alias = "azure")]
+    Azure(CloudSource),
 }
 
-/// Input source types Druid has that Grove does not read yet.
-const KNOWN_UNSUPPORTED: &[&str] = &[
-    "http",
-    "s3",
-    "google",
-    "azure",
-    "azureStorage",
-    "hdfs",
-    "druid",
-    "combining",
-    "iceberg",
-    "delta",
-    "sql",
-];
+/// A password: inline, or one of Druid's password providers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PasswordProvider {
+    /// The password itself.
+    Plain(String),
+    /// `{"type":"default","password":..}` or `{"type":"environment","variable":..}`.
+    Provider(ProviderSpec),
+}
+
+/// Druid's password provider objects.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ProviderSpec {
+    /// The password, inline.
+    Default {
+        /// The password.
+        password: String,
+    },
+    /// The password is in an environment variable of the Grove process.
+    Environment {
+        /// The variable's name.
+        variable: String,
+    },
+}
+
+impl PasswordProvider {
+    /// The password, reading the environment if the provider says so.
+    pub fn resolve(&self) -> Result<String> {
+        match self {
+            Self::Plain(p) | Self::Provider(ProviderSpec::Default { password: p }) => Ok(p.clone()),
+            Self::Provider(ProviderSpec::Environment { variable }) => std::env::var(variable)
+                .map_err(|_| {
+                    DataFusionError::Plan(format!(
+                        "Password environment variable [{variable}] is not set"
+                    ))
+                }),
+        }
+    }
+}
+
+/// The fields shared by the cloud object-store sources (`s3`, `google`, `azureStorage`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudSource {
+    /// Object URIs, e.g. `s3://bucket/path/file.json`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uris: Vec<String>,
+    /// URI prefixes; every object under them is read (empty objects skipped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefixes: Vec<String>,
+    /// Objects as bucket and path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<CloudObjectSpec>,
+    /// Glob on the object path (e.g. `**.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_glob: Option<String>,
+    /// Credentials and account settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<CloudProperties>,
+    /// Endpoint (S3-compatible stores): `url`, `signingRegion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_config: Option<EndpointConfig>,
+    /// Client settings: `protocol`, `enablePathStyleAccess`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_config: Option<ClientConfig>,
+}
+
+/// One object of a cloud source's `objects` list.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CloudObjectSpec {
+    /// Bucket (S3, GCS) or container (Azure).
+    pub bucket: String,
+    /// Key of the object.
+    pub path: String,
+}
+
+/// `properties` of a cloud source.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudProperties {
+    /// S3 access key id (string or password provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<PasswordProvider>,
+    /// S3 secret access key (string or password provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<PasswordProvider>,
+    /// S3 session token (string or password provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<PasswordProvider>,
+    /// Role to assume (not supported by Grove; refused when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role_arn: Option<String>,
+    /// Azure storage account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Azure shared key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_access_storage_key: Option<PasswordProvider>,
+    /// Azure shared key (alternative name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PasswordProvider>,
+}
+
+/// `endpointConfig` of an S3 source.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointConfig {
+    /// Endpoint URL of an S3-compatible store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Region used to sign requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_region: Option<String>,
+}
+
+/// `clientConfig` of an S3 source.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientConfig {
+    /// `http` or `https` (for endpoints given without a scheme).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Path-style (`endpoint/bucket/key`) instead of virtual-hosted requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_path_style_access: Option<bool>,
+}
+
+/// Input source types Druid has that Grove does not read.
+const KNOWN_UNSUPPORTED: &[&str] = &["hdfs", "druid", "combining", "iceberg", "delta", "sql"];
 
 impl InputSource {
     /// Parses the `inputSource` JSON, with clear errors for unsupported types.
@@ -55,7 +201,8 @@ impl InputSource {
         let type_name = value.get("type").and_then(|t| t.as_str()).unwrap_or("");
         if KNOWN_UNSUPPORTED.contains(&type_name) {
             return Err(DataFusionError::NotImplemented(format!(
-                "inputSource type [{type_name}] is not supported by Grove yet; supported: inline, local"
+                "inputSource type [{type_name}] is not supported by Grove; supported: inline, \
+                 local, http, s3, google, azureStorage"
             )));
         }
         let source: InputSource = serde_json::from_value(value)
@@ -84,6 +231,29 @@ impl InputSource {
                 }
                 Ok(())
             }
+            Self::Http {
+                uris,
+                username,
+                password,
+            } => {
+                if uris.is_empty() {
+                    return plan_err!("Invalid inputSource [http]: [uris] must not be empty");
+                }
+                for uri in uris {
+                    remote::parse_http_uri(uri)?;
+                }
+                if password.is_some() && username.is_none() {
+                    return plan_err!(
+                        "Invalid inputSource [http]: [httpAuthenticationPassword] needs \
+                         [httpAuthenticationUsername]"
+                    );
+                }
+                Ok(())
+            }
+            Self::S3(c) | Self::Google(c) | Self::Azure(c) => {
+                let kind = self.cloud_kind().unwrap_or(CloudKind::S3);
+                c.validate(kind)
+            }
         }
     }
 
@@ -92,14 +262,55 @@ impl InputSource {
         match self {
             Self::Inline { .. } => "inline",
             Self::Local { .. } => "local",
+            Self::Http { .. } => "http",
+            Self::S3(_) => "s3",
+            Self::Google(_) => "google",
+            Self::Azure(_) => "azureStorage",
         }
     }
 
-    /// Lists the splits (one per file; inline data is one split). Empty files are skipped,
-    /// as Druid does.
-    pub fn splits(&self) -> Result<Vec<InputSplit>> {
+    fn cloud_kind(&self) -> Option<CloudKind> {
         match self {
-            Self::Inline { data } => Ok(vec![InputSplit::Inline(Arc::from(data.as_str()))]),
+            Self::S3(_) => Some(CloudKind::S3),
+            Self::Google(_) => Some(CloudKind::Google),
+            Self::Azure(_) => Some(CloudKind::Azure),
+            _ => None,
+        }
+    }
+
+    /// Checks the source against the operator's guard rails, before anything is read.
+    pub fn check_policy(&self, policy: &InputPolicy) -> Result<()> {
+        match self {
+            Self::Local {
+                base_dir, files, ..
+            } => {
+                let base = base_dir.as_deref().map(Path::new);
+                if let Some(base) = base {
+                    policy.check_local(base)?;
+                }
+                for f in files {
+                    let path = match base {
+                        Some(b) => b.join(f),
+                        None => PathBuf::from(f),
+                    };
+                    policy.check_local(&path)?;
+                }
+                Ok(())
+            }
+            Self::Http { uris, .. } => uris.iter().try_for_each(|u| policy.check_http(u)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Lists the splits: one per file or object (empty files are skipped, as Druid does);
+    /// inline data is one split. Nothing is read yet.
+    pub async fn splits(&self, policy: &InputPolicy) -> Result<Vec<InputSplit>> {
+        self.check_policy(policy)?;
+        match self {
+            Self::Inline { data } => Ok(vec![InputSplit::whole(
+                Location::Inline(Arc::from(data.as_str())),
+                Some(data.len() as u64),
+            )]),
             Self::Local {
                 base_dir,
                 filter,
@@ -120,6 +331,8 @@ impl InputSource {
                 }
                 let mut splits = Vec::with_capacity(out.len());
                 for path in out {
+                    // Files found under an allowed baseDir may still be links leading out.
+                    policy.check_local(&path)?;
                     let meta = std::fs::metadata(&path).map_err(|e| {
                         DataFusionError::Execution(format!(
                             "Cannot read input file [{}]: {e}",
@@ -133,15 +346,86 @@ impl InputSource {
                         )));
                     }
                     if meta.len() > 0 {
-                        splits.push(InputSplit::File {
-                            path,
-                            size: meta.len(),
-                        });
+                        splits.push(InputSplit::whole(Location::File(path), Some(meta.len())));
                     }
                 }
                 Ok(splits)
             }
+            Self::Http {
+                uris,
+                username,
+                password,
+            } => {
+                let auth = match username {
+                    Some(user) => Some((
+                        user.clone(),
+                        password.as_ref().map(PasswordProvider::resolve).transpose()?,
+                    )),
+                    None => None,
+                };
+                let client = remote::http_client()?;
+                Ok(uris
+                    .iter()
+                    .map(|uri| {
+                        InputSplit::whole(
+                            Location::Http(Arc::new(remote::HttpObject {
+                                url: uri.clone(),
+                                auth: auth.clone(),
+                                client: client.clone(),
+                            })),
+                            None,
+                        )
+                    })
+                    .collect())
+            }
+            Self::S3(c) | Self::Google(c) | Self::Azure(c) => {
+                let kind = self.cloud_kind().unwrap_or(CloudKind::S3);
+                remote::list_cloud(kind, c).await
+            }
         }
+    }
+}
+
+impl CloudSource {
+    fn validate(&self, kind: CloudKind) -> Result<()> {
+        let given = [
+            !self.uris.is_empty(),
+            !self.prefixes.is_empty(),
+            !self.objects.is_empty(),
+        ]
+        .iter()
+        .filter(|g| **g)
+        .count();
+        if given != 1 {
+            return plan_err!(
+                "Invalid inputSource [{}]: exactly one of [uris], [prefixes] and [objects] must be specified",
+                kind.type_name()
+            );
+        }
+        for uri in self.uris.iter().chain(&self.prefixes) {
+            CloudUri::parse(kind, uri)?;
+        }
+        if let Some(glob) = &self.object_glob {
+            glob::Pattern::new(glob).map_err(|e| {
+                DataFusionError::Plan(format!("Invalid objectGlob [{glob}]: {e}"))
+            })?;
+        }
+        if let Some(p) = &self.properties {
+            if p.access_key_id.is_some() != p.secret_access_key.is_some() {
+                return plan_err!(
+                    "Invalid inputSource [{}]: [accessKeyId] and [secretAccessKey] must be given together",
+                    kind.type_name()
+                );
+            }
+            if p.assume_role_arn.is_some() {
+                return Err(DataFusionError::NotImplemented(
+                    "assumeRoleArn is not supported by Grove; pass accessKeyId and \
+                     secretAccessKey, or the AWS_* environment of the Grove process"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -178,99 +462,6 @@ fn list_dir(dir: &Path, filter: &str, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Compression of one split, from its file name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compression {
-    /// Plain bytes.
-    None,
-    /// `.gz`.
-    Gzip,
-}
-
-/// One unit of input work: a file or an inline payload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum InputSplit {
-    /// Inline data.
-    Inline(Arc<str>),
-    /// A local file.
-    File {
-        /// Where.
-        path: PathBuf,
-        /// Size in bytes.
-        size: u64,
-    },
-}
-
-impl InputSplit {
-    /// Size in bytes (for spreading splits across workers).
-    pub fn size(&self) -> u64 {
-        match self {
-            Self::Inline(data) => data.len() as u64,
-            Self::File { size, .. } => *size,
-        }
-    }
-
-    /// Compression detected from the file extension.
-    pub fn compression(&self) -> Compression {
-        match self {
-            Self::File { path, .. }
-                if path
-                    .extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("gz")) =>
-            {
-                Compression::Gzip
-            }
-            _ => Compression::None,
-        }
-    }
-
-    /// Opens the split for reading, decompressing as needed. Raw (compressed) bytes read
-    /// are added to `bytes_read`.
-    pub fn open(&self, bytes_read: Arc<AtomicU64>) -> Result<Box<dyn std::io::BufRead + Send>> {
-        let raw: Box<dyn std::io::Read + Send> = match self {
-            Self::Inline(data) => Box::new(std::io::Cursor::new(data.as_bytes().to_vec())),
-            Self::File { path, .. } => Box::new(std::fs::File::open(path).map_err(|e| {
-                DataFusionError::Execution(format!(
-                    "Cannot open input file [{}]: {e}",
-                    path.display()
-                ))
-            })?),
-        };
-        let raw: Box<dyn std::io::Read + Send> = Box::new(CountingReader {
-            inner: raw,
-            count: bytes_read,
-        });
-        let reader: Box<dyn std::io::Read + Send> = match self.compression() {
-            Compression::None => raw,
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-        };
-        Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, reader)))
-    }
-}
-
-/// Counts bytes as they are read.
-struct CountingReader<R> {
-    inner: R,
-    count: Arc<AtomicU64>,
-}
-
-impl<R: std::io::Read> std::io::Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-impl fmt::Display for InputSplit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Inline(_) => f.write_str("inline data"),
-            Self::File { path, .. } => write!(f, "{}", path.display()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,11 +470,14 @@ mod tests {
     fn parses_sources() {
         let s = InputSource::from_json(r#"{"type":"inline","data":"a\nb"}"#).unwrap();
         assert_eq!(s.type_name(), "inline");
-        let e = InputSource::from_json(r#"{"type":"http","uris":["http://x"]}"#).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("inputSource type [http] is not supported")
-        );
+        let s = InputSource::from_json(
+            r#"{"type":"http","uris":["http://x/a.json"],"httpAuthenticationUsername":"u",
+                "httpAuthenticationPassword":{"type":"environment","variable":"P"}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.type_name(), "http");
+        let e = InputSource::from_json(r#"{"type":"hdfs","paths":"/x"}"#).unwrap_err();
+        assert!(e.to_string().contains("[hdfs] is not supported"));
         let e = InputSource::from_json(r#"{"type":"local"}"#).unwrap_err();
         assert!(
             e.to_string()
@@ -291,10 +485,38 @@ mod tests {
         );
         let e = InputSource::from_json("not json").unwrap_err();
         assert!(e.to_string().contains("Invalid inputSource JSON"));
+        let e = InputSource::from_json(r#"{"type":"http","uris":["not a url"]}"#).unwrap_err();
+        assert!(e.to_string().contains("not a url"), "{e}");
+        let e = InputSource::from_json(
+            r#"{"type":"s3","uris":["s3://b/k"],"prefixes":["s3://b/"]}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("exactly one of"), "{e}");
+        let s = InputSource::from_json(r#"{"type":"azure","uris":["azure://c/k.json"]}"#).unwrap();
+        assert_eq!(s.type_name(), "azureStorage");
     }
 
     #[test]
-    fn lists_base_dir_with_filter_and_skips_empty_files() {
+    fn password_providers() {
+        let p: PasswordProvider = serde_json::from_str(r#""secret""#).unwrap();
+        assert_eq!(p.resolve().unwrap(), "secret");
+        let p: PasswordProvider =
+            serde_json::from_str(r#"{"type":"default","password":"pw"}"#).unwrap();
+        assert_eq!(p.resolve().unwrap(), "pw");
+        let p: PasswordProvider = serde_json::from_str(
+            r#"{"type":"environment","variable":"GROVE_TEST_SURELY_UNSET_VAR"}"#,
+        )
+        .unwrap();
+        assert!(
+            p.resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("GROVE_TEST_SURELY_UNSET_VAR")
+        );
+    }
+
+    #[tokio::test]
+    async fn lists_base_dir_with_filter_and_skips_empty_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("a.json"), "{}\n").unwrap();
@@ -306,7 +528,8 @@ mod tests {
             filter: Some("*.json".into()),
             files: vec![],
         };
-        let splits = src.splits().unwrap();
+        let open = InputPolicy::default();
+        let splits = src.splits(&open).await.unwrap();
         assert_eq!(splits.len(), 2);
         let missing = InputSource::Local {
             base_dir: None,
@@ -315,7 +538,8 @@ mod tests {
         };
         assert!(
             missing
-                .splits()
+                .splits(&open)
+                .await
                 .unwrap_err()
                 .to_string()
                 .contains("/nonexistent/x.json")

@@ -1,0 +1,182 @@
+//! Guard rails on what an input source may read: local directories and HTTP protocols.
+//!
+//! `grove serve` installs a restrictive policy (local files only under allowed directories,
+//! HTTP only over allowed protocols); `grove sql` and embedded use default to
+//! [`InputPolicy::default`], which allows any local path. Sources are checked when they are
+//! planned and again when they are listed, before any byte is read.
+
+use std::path::{Component, Path, PathBuf};
+
+use datafusion::common::{DataFusionError, Result};
+
+/// What input sources may read. Stored as a session-config extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputPolicy {
+    /// Directories `local` sources may read under (canonical paths); `None` allows any.
+    local_dirs: Option<Vec<PathBuf>>,
+    /// URI schemes `http` sources may use (lower case).
+    http_protocols: Vec<String>,
+}
+
+impl Default for InputPolicy {
+    fn default() -> Self {
+        Self {
+            local_dirs: None,
+            http_protocols: vec!["http".into(), "https".into()],
+        }
+    }
+}
+
+impl InputPolicy {
+    /// A policy allowing local reads only under `dirs` (canonicalized; a directory that
+    /// does not exist is an error) and HTTP only over `protocols` (Druid's default, http
+    /// and https, when empty).
+    pub fn restricted(dirs: &[PathBuf], protocols: &[String]) -> Result<Self> {
+        let mut local_dirs = Vec::with_capacity(dirs.len());
+        for d in dirs {
+            let canonical = d.canonicalize().map_err(|e| {
+                DataFusionError::Configuration(format!(
+                    "Allowed local directory [{}] cannot be used: {e}",
+                    d.display()
+                ))
+            })?;
+            local_dirs.push(canonical);
+        }
+        let http_protocols = if protocols.is_empty() {
+            Self::default().http_protocols
+        } else {
+            protocols.iter().map(|p| p.to_ascii_lowercase()).collect()
+        };
+        Ok(Self {
+            local_dirs: Some(local_dirs),
+            http_protocols,
+        })
+    }
+
+    /// The allowed local directories (`None`: any).
+    pub fn local_dirs(&self) -> Option<&[PathBuf]> {
+        self.local_dirs.as_deref()
+    }
+
+    /// The allowed HTTP protocols.
+    pub fn http_protocols(&self) -> &[String] {
+        &self.http_protocols
+    }
+
+    /// Refuses a local path outside the allowed directories (after resolving links and
+    /// `..`).
+    pub fn check_local(&self, path: &Path) -> Result<()> {
+        let Some(dirs) = &self.local_dirs else {
+            return Ok(());
+        };
+        let resolved = resolve(path);
+        if dirs.iter().any(|d| resolved.starts_with(d)) {
+            return Ok(());
+        }
+        let allowed: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        Err(DataFusionError::Plan(format!(
+            "Reading local path [{}] is not allowed: this server reads local files only under \
+             [{}] (start it with --allow-local-dir DIR to allow more)",
+            path.display(),
+            allowed.join(", ")
+        )))
+    }
+
+    /// Refuses a URI whose scheme is not an allowed protocol.
+    pub fn check_http(&self, uri: &str) -> Result<()> {
+        let scheme = uri
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase())
+            .unwrap_or_default();
+        if self.http_protocols.contains(&scheme) {
+            return Ok(());
+        }
+        Err(DataFusionError::Plan(format!(
+            "Only [{}] protocols are allowed for the http input source, got URI [{uri}]",
+            self.http_protocols.join(", ")
+        )))
+    }
+}
+
+/// The canonical form of `path`: links resolved where the path exists, `..` removed
+/// lexically for the part that does not.
+fn resolve(path: &Path) -> PathBuf {
+    if let Ok(p) = path.canonicalize() {
+        return p;
+    }
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    // Canonicalize the longest existing ancestor, then append the rest lexically.
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    while let Some(parent) = existing.parent() {
+        if let Some(name) = existing.file_name() {
+            rest.push(name.to_os_string());
+        }
+        existing = parent;
+        if existing.exists() {
+            break;
+        }
+    }
+    let mut out = existing
+        .canonicalize()
+        .unwrap_or_else(|_| existing.to_path_buf());
+    for part in rest.iter().rev() {
+        for c in Path::new(part).components() {
+            match c {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::Normal(n) => out.push(n),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_dirs_are_enforced_through_dot_dot_and_links() {
+        let root = tempfile::tempdir().unwrap();
+        let allowed = root.path().join("allowed");
+        let other = root.path().join("other");
+        std::fs::create_dir_all(&allowed).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("secret.json"), "{}").unwrap();
+        let policy = InputPolicy::restricted(std::slice::from_ref(&allowed), &[]).unwrap();
+        policy.check_local(&allowed.join("a.json")).unwrap();
+        policy.check_local(&allowed.join("sub/new.json")).unwrap();
+        let e = policy
+            .check_local(&allowed.join("../other/secret.json"))
+            .unwrap_err();
+        assert!(e.to_string().contains("is not allowed"), "{e}");
+        assert!(policy.check_local(&allowed.join("../../etc")).is_err());
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&other, allowed.join("link")).unwrap();
+            assert!(policy.check_local(&allowed.join("link/secret.json")).is_err());
+        }
+        InputPolicy::default()
+            .check_local(Path::new("/etc/passwd"))
+            .unwrap();
+        assert!(InputPolicy::restricted(&[root.path().join("missing")], &[]).is_err());
+    }
+
+    #[test]
+    fn protocols_are_enforced() {
+        let p = InputPolicy::default();
+        p.check_http("http://x/a").unwrap();
+        p.check_http("HTTPS://x/a").unwrap();
+        let e = p.check_http("file:///etc/passwd").unwrap_err();
+        assert!(e.to_string().contains("Only [http, https] protocols"), "{e}");
+        let https_only = InputPolicy::restricted(&[], &["https".into()]).unwrap();
+        assert!(https_only.check_http("http://x/a").is_err());
+    }
+}

@@ -1,0 +1,411 @@
+//! Remote inputs: HTTP(S) URIs (reqwest) and cloud object stores (object_store's S3, GCS
+//! and Azure clients). Readers run on blocking threads; they pull the async byte streams
+//! through the runtime handle, one chunk at a time, so memory stays flat.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use datafusion::common::{DataFusionError, Result, plan_err};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
+use tokio::runtime::Handle;
+
+use crate::source::{CloudSource, PasswordProvider};
+use crate::split::{InputSplit, Location};
+
+/// An HTTP(S) URI to read, with its credentials.
+#[derive(Clone, Debug)]
+pub struct HttpObject {
+    /// The URI.
+    pub url: String,
+    /// Basic-auth user and password.
+    pub auth: Option<(String, Option<String>)>,
+    /// The shared client.
+    pub client: reqwest::Client,
+}
+
+/// An object in a cloud store.
+#[derive(Debug)]
+pub struct CloudObject {
+    /// The store (one per bucket).
+    pub store: Arc<dyn ObjectStore>,
+    /// Key within the bucket.
+    pub path: ObjectPath,
+    /// The URI shown in messages, e.g. `s3://bucket/key`.
+    pub uri: String,
+}
+
+/// Checks that `uri` is an absolute URL with a host.
+pub(crate) fn parse_http_uri(uri: &str) -> Result<reqwest::Url> {
+    let url = reqwest::Url::parse(uri).map_err(|e| {
+        DataFusionError::Plan(format!("Invalid URI [{uri}] in http inputSource: {e}"))
+    })?;
+    if !url.has_host() {
+        return plan_err!("Invalid URI [{uri}] in http inputSource: no host");
+    }
+    Ok(url)
+}
+
+/// The last path segment of a URI (for compression detection).
+pub(crate) fn uri_file_name(uri: &str) -> String {
+    reqwest::Url::parse(uri)
+        .ok()
+        .and_then(|u| {
+            u.path_segments()
+                .and_then(|mut s| s.next_back().map(String::from))
+        })
+        .unwrap_or_default()
+}
+
+/// The HTTP client shared by the splits of one source.
+pub(crate) fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(Duration::from_secs(300))
+        .user_agent(concat!("grove/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| DataFusionError::Execution(format!("Cannot create the HTTP client: {e}")))
+}
+
+/// Starts a GET of `obj`; a non-2xx answer is an error naming the URI and status.
+pub(crate) fn open_http(handle: &Handle, obj: &HttpObject) -> Result<Box<dyn Read + Send>> {
+    let mut request = obj.client.get(&obj.url);
+    if let Some((user, password)) = &obj.auth {
+        request = request.basic_auth(user, password.as_ref());
+    }
+    let response = handle
+        .block_on(request.send())
+        .map_err(|e| DataFusionError::Execution(format!("Cannot read [{}]: {e}", obj.url)))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(DataFusionError::Execution(format!(
+            "Cannot read [{}]: HTTP {status}{}",
+            obj.url,
+            if status == reqwest::StatusCode::UNAUTHORIZED
+                || status == reqwest::StatusCode::FORBIDDEN
+            {
+                " (check httpAuthenticationUsername and httpAuthenticationPassword)"
+            } else {
+                ""
+            }
+        )));
+    }
+    let url = obj.url.clone();
+    let stream = response
+        .bytes_stream()
+        .map(move |r| r.map_err(|e| std::io::Error::other(format!("[{url}]: {e}"))))
+        .boxed();
+    Ok(Box::new(StreamRead::new(handle.clone(), stream)))
+}
+
+/// Starts a GET of `obj` from byte `offset`.
+pub(crate) fn open_object(
+    handle: &Handle,
+    obj: &CloudObject,
+    offset: u64,
+) -> Result<Box<dyn Read + Send>> {
+    let options = GetOptions {
+        range: (offset > 0).then_some(GetRange::Offset(offset)),
+        ..Default::default()
+    };
+    let result = handle
+        .block_on(obj.store.get_opts(&obj.path, options))
+        .map_err(|e| DataFusionError::Execution(format!("Cannot read [{}]: {e}", obj.uri)))?;
+    let uri = obj.uri.clone();
+    let stream = result
+        .into_stream()
+        .map(move |r| r.map_err(|e| std::io::Error::other(format!("[{uri}]: {e}"))))
+        .boxed();
+    Ok(Box::new(StreamRead::new(handle.clone(), stream)))
+}
+
+/// A blocking reader over an async stream of byte chunks.
+struct StreamRead {
+    handle: Handle,
+    stream: BoxStream<'static, std::io::Result<Bytes>>,
+    chunk: Bytes,
+}
+
+impl StreamRead {
+    fn new(handle: Handle, stream: BoxStream<'static, std::io::Result<Bytes>>) -> Self {
+        Self {
+            handle,
+            stream,
+            chunk: Bytes::new(),
+        }
+    }
+}
+
+impl Read for StreamRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.handle.block_on(self.stream.next()) {
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = self.chunk.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        let _ = self.chunk.split_to(n);
+        Ok(n)
+    }
+}
+
+/// The cloud stores Grove reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CloudKind {
+    S3,
+    Google,
+    Azure,
+}
+
+impl CloudKind {
+    pub(crate) fn type_name(self) -> &'static str {
+        match self {
+            Self::S3 => "s3",
+            Self::Google => "google",
+            Self::Azure => "azureStorage",
+        }
+    }
+}
+
+/// A parsed cloud URI: `s3://bucket/key`, `gs://bucket/key`, `azure://container/key` or
+/// `azureStorage://account/container/key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CloudUri {
+    pub(crate) account: Option<String>,
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+}
+
+impl CloudUri {
+    pub(crate) fn parse(kind: CloudKind, uri: &str) -> Result<Self> {
+        let Some((scheme, rest)) = uri.split_once("://") else {
+            return plan_err!("Invalid {} URI [{uri}]: expected scheme://bucket/path", kind.type_name());
+        };
+        let scheme = scheme.to_ascii_lowercase();
+        let allowed: &[&str] = match kind {
+            CloudKind::S3 => &["s3", "s3a", "s3n"],
+            CloudKind::Google => &["gs"],
+            CloudKind::Azure => &["azure", "azurestorage"],
+        };
+        if !allowed.contains(&scheme.as_str()) {
+            return plan_err!(
+                "Invalid {} URI [{uri}]: the scheme must be {}",
+                kind.type_name(),
+                allowed.join(" or ")
+            );
+        }
+        let (account, rest) = if scheme == "azurestorage" {
+            match rest.split_once('/') {
+                Some((account, rest)) => (Some(account.to_string()), rest),
+                None => return plan_err!("Invalid azureStorage URI [{uri}]: expected azureStorage://account/container/path"),
+            }
+        } else {
+            (None, rest)
+        };
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return plan_err!("Invalid {} URI [{uri}]: no bucket", kind.type_name());
+        }
+        Ok(Self {
+            account,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })
+    }
+}
+
+/// Lists the objects a cloud source names.
+pub(crate) async fn list_cloud(kind: CloudKind, source: &CloudSource) -> Result<Vec<InputSplit>> {
+    let glob = source
+        .object_glob
+        .as_deref()
+        .map(glob::Pattern::new)
+        .transpose()
+        .map_err(|e| DataFusionError::Plan(format!("Invalid objectGlob: {e}")))?;
+    let matches = |key: &str| glob.as_ref().is_none_or(|g| g.matches(key));
+    let mut stores: HashMap<(Option<String>, String), Arc<dyn ObjectStore>> = HashMap::new();
+    let mut store_for = |account: &Option<String>, bucket: &str| -> Result<Arc<dyn ObjectStore>> {
+        let key = (account.clone(), bucket.to_string());
+        if let Some(s) = stores.get(&key) {
+            return Ok(Arc::clone(s));
+        }
+        let store = build_store(kind, account.as_deref(), bucket, source)?;
+        stores.insert(key, Arc::clone(&store));
+        Ok(store)
+    };
+    let mut splits = Vec::new();
+    let mut exact: Vec<(Option<String>, String, String)> = Vec::new();
+    for uri in &source.uris {
+        let u = CloudUri::parse(kind, uri)?;
+        exact.push((u.account, u.bucket, u.key));
+    }
+    for o in &source.objects {
+        exact.push((None, o.bucket.clone(), o.path.clone()));
+    }
+    for (account, bucket, key) in exact {
+        if !matches(&key) {
+            continue;
+        }
+        let store = store_for(&account, &bucket)?;
+        let path = ObjectPath::from(key.as_str());
+        let uri = display_uri(kind, account.as_deref(), &bucket, &key);
+        let meta = store
+            .head(&path)
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("Cannot read [{uri}]: {e}")))?;
+        splits.push(InputSplit::whole(
+            Location::Object(Arc::new(CloudObject { store, path, uri })),
+            Some(meta.size),
+        ));
+    }
+    for prefix in &source.prefixes {
+        let u = CloudUri::parse(kind, prefix)?;
+        let store = store_for(&u.account, &u.bucket)?;
+        let prefix_path = ObjectPath::from(u.key.as_str());
+        let mut listing = store.list(Some(&prefix_path));
+        let mut found = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta
+                .map_err(|e| DataFusionError::Execution(format!("Cannot list [{prefix}]: {e}")))?;
+            // object_store lists whole path segments; Druid's prefixes are plain string
+            // prefixes of the key.
+            if meta.size == 0 || !meta.location.as_ref().starts_with(u.key.as_str()) {
+                continue;
+            }
+            if !matches(meta.location.as_ref()) {
+                continue;
+            }
+            found.push(meta);
+        }
+        found.sort_by(|a, b| a.location.cmp(&b.location));
+        for meta in found {
+            let uri = display_uri(kind, u.account.as_deref(), &u.bucket, meta.location.as_ref());
+            splits.push(InputSplit::whole(
+                Location::Object(Arc::new(CloudObject {
+                    store: Arc::clone(&store),
+                    path: meta.location,
+                    uri,
+                })),
+                Some(meta.size),
+            ));
+        }
+    }
+    Ok(splits)
+}
+
+fn display_uri(kind: CloudKind, account: Option<&str>, bucket: &str, key: &str) -> String {
+    match (kind, account) {
+        (CloudKind::S3, _) => format!("s3://{bucket}/{key}"),
+        (CloudKind::Google, _) => format!("gs://{bucket}/{key}"),
+        (CloudKind::Azure, Some(a)) => format!("azureStorage://{a}/{bucket}/{key}"),
+        (CloudKind::Azure, None) => format!("azure://{bucket}/{key}"),
+    }
+}
+
+fn retry() -> RetryConfig {
+    RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(30),
+        ..Default::default()
+    }
+}
+
+fn resolve(p: &Option<PasswordProvider>) -> Result<Option<String>> {
+    p.as_ref().map(PasswordProvider::resolve).transpose()
+}
+
+fn build_store(
+    kind: CloudKind,
+    account: Option<&str>,
+    bucket: &str,
+    source: &CloudSource,
+) -> Result<Arc<dyn ObjectStore>> {
+    let props = source.properties.clone().unwrap_or_default();
+    let built: object_store::Result<Arc<dyn ObjectStore>> = match kind {
+        CloudKind::S3 => {
+            use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+            let mut b = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(retry());
+            if let Some(id) = resolve(&props.access_key_id)? {
+                b = b.with_access_key_id(id);
+            }
+            if let Some(secret) = resolve(&props.secret_access_key)? {
+                b = b.with_secret_access_key(secret);
+            }
+            if let Some(token) = resolve(&props.session_token)? {
+                b = b.with_token(token);
+            }
+            let endpoint = source.endpoint_config.clone().unwrap_or_default();
+            let client = source.client_config.clone().unwrap_or_default();
+            if let Some(url) = endpoint.url {
+                let url = if url.contains("://") {
+                    url
+                } else {
+                    format!("{}://{url}", client.protocol.as_deref().unwrap_or("https"))
+                };
+                if url.starts_with("http://") {
+                    b = b.with_allow_http(true);
+                }
+                b = b.with_endpoint(url);
+            }
+            if let Some(region) = endpoint.signing_region {
+                b = b.with_region(region);
+            } else if b.get_config_value(&AmazonS3ConfigKey::Region).is_none() {
+                b = b.with_region("us-east-1");
+            }
+            if let Some(path_style) = client.enable_path_style_access {
+                b = b.with_virtual_hosted_style_request(!path_style);
+            }
+            b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        }
+        CloudKind::Google => object_store::gcp::GoogleCloudStorageBuilder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(retry())
+            .build()
+            .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
+        CloudKind::Azure => {
+            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_container_name(bucket)
+                .with_retry(retry());
+            if let Some(a) = account.map(String::from).or(props.account.clone()) {
+                b = b.with_account(a);
+            }
+            if let Some(k) = resolve(&props.shared_access_storage_key)?.or(resolve(&props.key)?) {
+                b = b.with_access_key(k);
+            }
+            b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        }
+    };
+    built.map_err(|e| {
+        DataFusionError::Plan(format!(
+            "Cannot access {} bucket [{bucket}]: {e}",
+            kind.type_name()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cloud_uris() {
+        let u = CloudUri::parse(CloudKind::S3, "s3://bucket/a/b.json").unwrap();
+        assert_eq!((u.bucket.as_str(), u.key.as_str()), ("bucket", "a/b.json"));
+        let u = CloudUri::parse(CloudKind::Azure, "azureStorage://acct/c/k.json").unwrap();
+        assert_eq!(u.account.as_deref(), Some("acct"));
+        assert_eq!(u.bucket, "c");
+        assert!(CloudUri::parse(CloudKind::S3, "gs://b/k").is_err());
+        assert!(CloudUri::parse(CloudKind::Google, "gs:///k").is_err());
+        assert_eq!(uri_file_name("http://h/p/wiki.json.gz?x=1"), "wiki.json.gz");
+    }
+}
