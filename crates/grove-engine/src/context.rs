@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use arrow::array::{RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionState;
@@ -16,6 +17,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use grove_common::QueryContext;
 use grove_common::context::MsqOptions;
+use grove_input::{ExternTable, InputPolicy};
 use grove_sql::{
     DruidStatement, ExternRelationPlanner, IngestPlan, IngestStatement, parse_statement,
     plan_ingest, split_statements,
@@ -164,6 +166,13 @@ impl GroveContext {
         })
     }
 
+    /// Restricts what input sources may read (local directories, HTTP protocols). Without
+    /// one, any local path may be read; `grove serve` always sets one.
+    pub fn set_input_policy(&self, policy: InputPolicy) {
+        let state = self.ctx.state_ref();
+        state.write().config_mut().set_extension(Arc::new(policy));
+    }
+
     /// The underlying DataFusion session.
     pub fn session(&self) -> &SessionContext {
         &self.ctx
@@ -235,6 +244,7 @@ impl GroveContext {
                 let context = self.effective_context(context)?;
                 let state = self.statement_state(&context)?;
                 let plan = plan_in_zone(&state, *stmt).await?;
+                check_input_policy(&state, &plan)?;
                 if plan_is_query(&plan) {
                     // Run with this statement's options (sqlTimeZone, ...).
                     Ok(StatementOutcome::Query(DataFrame::new(state, plan)))
@@ -274,6 +284,7 @@ impl GroveContext {
             DruidStatement::DataFusion(stmt) => {
                 let state = self.statement_state(&context)?;
                 let plan = plan_in_zone(&state, *stmt).await?;
+                check_input_policy(&state, &plan)?;
                 if !matches!(plan, LogicalPlan::Explain(_)) && !plan_is_query(&plan) {
                     return Err(DataFusionError::Plan(format!(
                         "Unsupported SQL statement for a task: {}",
@@ -302,6 +313,7 @@ impl GroveContext {
     ) -> Result<PreparedStatement> {
         let state = self.statement_state(&context)?;
         let plan = plan_ingest(&state, &stmt).await?;
+        check_input_policy(&state, &plan.input)?;
         Ok(PreparedStatement {
             task_id: task_id_for(&context)?,
             sql: sql.to_string(),
@@ -367,6 +379,26 @@ impl GroveContext {
         state.config_mut().options_mut().extensions.insert(opts);
         Ok(state)
     }
+}
+
+/// Refuses, at planning time, any external input the session's [`InputPolicy`] forbids.
+fn check_input_policy(state: &SessionState, plan: &LogicalPlan) -> Result<()> {
+    let Some(policy) = state.config().get_extension::<InputPolicy>() else {
+        return Ok(());
+    };
+    let mut result = Ok(());
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = datafusion::datasource::source_as_provider(&scan.source)
+            && let Some(ext) = provider.downcast_ref::<ExternTable>()
+            && let Err(e) = ext.spec().source.check_policy(&policy)
+        {
+            result = Err(e);
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    result
 }
 
 /// Plans a DataFusion statement with its `TIMESTAMP` literals read in `sqlTimeZone`.

@@ -22,6 +22,8 @@ use grove_common::types::DruidType;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
+use crate::columnar::{ColumnarKind, read_columnar};
+use crate::flatten::{FlattenSpec, Flattener};
 use crate::split::InputSplit;
 
 /// A Druid input format.
@@ -30,18 +32,40 @@ use crate::split::InputSplit;
 pub enum InputFormat {
     /// Newline-delimited JSON objects.
     Json {
-        /// Druid's flattenSpec; only the default (root fields) is supported so far.
+        /// Druid's flattenSpec: root, path (JsonPath), jq and tree fields.
         #[serde(
             rename = "flattenSpec",
             default,
             skip_serializing_if = "Option::is_none"
         )]
-        flatten_spec: Option<serde_json::Value>,
+        flatten_spec: Option<FlattenSpec>,
     },
     /// Comma-separated values.
     Csv(DelimitedFormat),
     /// Tab-separated (or any `delimiter`) values.
     Tsv(DelimitedFormat),
+    /// Apache Parquet.
+    Parquet(ColumnarFormat),
+    /// Apache ORC.
+    Orc(ColumnarFormat),
+    /// Avro object container files.
+    #[serde(rename = "avro_ocf")]
+    AvroOcf(ColumnarFormat),
+}
+
+/// Options shared by the columnar formats (`parquet`, `orc`, `avro_ocf`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnarFormat {
+    /// Read binary columns as UTF-8 strings (otherwise base64 text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_as_string: Option<bool>,
+    /// Druid's flattenSpec; only field discovery (the default) is supported here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flatten_spec: Option<FlattenSpec>,
+    /// Avro reader schema (accepted; the writer schema in the file is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
 }
 
 /// Options shared by `csv` and `tsv`.
@@ -72,19 +96,10 @@ impl InputFormat {
             DataFusionError::Plan(format!("Invalid inputFormat JSON [{text}]: {e}"))
         })?;
         let type_name = value.get("type").and_then(|t| t.as_str()).unwrap_or("");
-        if [
-            "parquet",
-            "orc",
-            "avro_ocf",
-            "avro_stream",
-            "regex",
-            "protobuf",
-            "kafka",
-        ]
-        .contains(&type_name)
-        {
+        if ["avro_stream", "regex", "protobuf", "kafka", "javascript"].contains(&type_name) {
             return Err(DataFusionError::NotImplemented(format!(
-                "inputFormat type [{type_name}] is not supported by Grove yet; supported: json, csv, tsv"
+                "inputFormat type [{type_name}] is not supported by Grove; supported: json, \
+                 csv, tsv, parquet, orc, avro_ocf"
             )));
         }
         let format: InputFormat = serde_json::from_value(value)
@@ -96,15 +111,21 @@ impl InputFormat {
     fn validate(&self) -> Result<()> {
         match self {
             Self::Json { flatten_spec } => {
-                let has_fields = flatten_spec
+                if let Some(spec) = flatten_spec {
+                    spec.compile()?;
+                }
+                Ok(())
+            }
+            Self::Parquet(c) | Self::Orc(c) | Self::AvroOcf(c) => {
+                if c.flatten_spec
                     .as_ref()
-                    .and_then(|f| f.get("fields"))
-                    .and_then(|f| f.as_array())
-                    .is_some_and(|f| !f.is_empty());
-                if has_fields {
-                    return Err(DataFusionError::NotImplemented(
-                        "flattenSpec fields are not supported by Grove yet".into(),
-                    ));
+                    .is_some_and(|f| !f.fields.is_empty())
+                {
+                    return Err(DataFusionError::NotImplemented(format!(
+                        "flattenSpec fields are not supported by Grove for [{}]; declare \
+                         top-level columns in the signature",
+                        self.type_name()
+                    )));
                 }
                 Ok(())
             }
@@ -133,6 +154,9 @@ impl InputFormat {
             Self::Json { .. } => "json",
             Self::Csv(_) => "csv",
             Self::Tsv(_) => "tsv",
+            Self::Parquet(_) => "parquet",
+            Self::Orc(_) => "orc",
+            Self::AvroOcf(_) => "avro_ocf",
         }
     }
 
@@ -222,9 +246,43 @@ pub fn read_split(
     env: &ReadEnv,
     emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
+    let columnar = match format {
+        InputFormat::Parquet(c) => Some((ColumnarKind::Parquet, c)),
+        InputFormat::Orc(c) => Some((ColumnarKind::Orc, c)),
+        InputFormat::AvroOcf(c) => Some((ColumnarKind::Avro, c)),
+        _ => None,
+    };
+    if let Some((kind, options)) = columnar {
+        let file = split.open_file(&env.handle, Arc::clone(&env.bytes_read))?;
+        return read_columnar(
+            kind,
+            file,
+            options.binary_as_string == Some(true),
+            &split.to_string(),
+            schema,
+            batch_size,
+            budget,
+            emit,
+        );
+    }
     let reader = split.open(&env.handle, Arc::clone(&env.bytes_read))?;
     match format {
-        InputFormat::Json { .. } => read_json(split, reader, schema, batch_size, budget, emit),
+        InputFormat::Json { flatten_spec } => {
+            let flattener = flatten_spec
+                .as_ref()
+                .map(FlattenSpec::compile)
+                .transpose()?
+                .filter(|f| !f.is_identity());
+            read_json(
+                split,
+                reader,
+                flattener.as_ref(),
+                schema,
+                batch_size,
+                budget,
+                emit,
+            )
+        }
         InputFormat::Csv(d) | InputFormat::Tsv(d) => {
             let delimiter = format
                 .delimiter()
@@ -236,6 +294,7 @@ pub fn read_split(
                 split, reader, d, delimiter, schema, batch_size, budget, emit,
             )
         }
+        InputFormat::Parquet(_) | InputFormat::Orc(_) | InputFormat::AvroOcf(_) => Ok(()),
     }
 }
 
@@ -276,6 +335,7 @@ fn new_json_decoder(schema: &SchemaRef, batch_size: usize) -> Result<arrow::json
 fn read_json(
     split: &InputSplit,
     mut reader: Box<dyn BufRead + Send>,
+    flattener: Option<&Flattener>,
     schema: &SchemaRef,
     batch_size: usize,
     budget: &ParseBudget,
@@ -295,11 +355,26 @@ fn read_json(
             line_no += 1;
             if !line.iter().all(|b| b.is_ascii_whitespace()) {
                 let start = buf.len();
-                buf.extend_from_slice(&line);
-                if line.last() != Some(&b'\n') {
-                    buf.push(b'\n');
+                match flattener {
+                    None => {
+                        buf.extend_from_slice(&line);
+                        if line.last() != Some(&b'\n') {
+                            buf.push(b'\n');
+                        }
+                        lines.push((line_no, start, buf.len()));
+                    }
+                    Some(f) => match f.flatten_line(&line, &mut buf) {
+                        Ok(()) => {
+                            buf.push(b'\n');
+                            lines.push((line_no, start, buf.len()));
+                        }
+                        Err(reason) => {
+                            buf.truncate(start);
+                            let text = String::from_utf8_lossy(&line);
+                            budget.record(row_error(split, line_no, text.trim_end(), &reason))?;
+                        }
+                    },
                 }
-                lines.push((line_no, start, buf.len()));
             }
         }
         if lines.len() >= batch_size || (n == 0 && !lines.is_empty()) {
@@ -605,23 +680,17 @@ mod tests {
         let split = InputSplit::whole(Location::Inline(Arc::from(data)), None);
         let format = InputFormat::from_json(format)?;
         let mut out = Vec::new();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let env = ReadEnv {
             handle: rt.handle().clone(),
             bytes_read: Arc::default(),
         };
-        read_split(
-            &split,
-            &format,
-            &schema(),
-            2,
-            budget,
-            &env,
-            &mut |b| {
-                out.push(b);
-                Ok(true)
-            },
-        )?;
+        read_split(&split, &format, &schema(), 2, budget, &env, &mut |b| {
+            out.push(b);
+            Ok(true)
+        })?;
         Ok(out)
     }
 

@@ -7,6 +7,8 @@
 //! The SQL front end (`grove-sql`) turns `TABLE(EXTERN(...))` into an [`ExternTable`]; its
 //! scan is an [`ExternScanExec`], a plain DataFusion operator.
 
+mod columnar;
+mod flatten;
 mod format;
 mod policy;
 mod remote;
@@ -14,9 +16,11 @@ mod scan;
 mod source;
 mod split;
 
-pub use format::{DelimitedFormat, InputFormat, ParseBudget, ReadEnv, read_split};
+pub use columnar::{ColumnarKind, read_columnar};
+pub use flatten::{FieldKind, FlattenField, FlattenSpec, Flattener};
+pub use format::{ColumnarFormat, DelimitedFormat, InputFormat, ParseBudget, ReadEnv, read_split};
 pub use policy::InputPolicy;
-pub use remote::{CloudObject, HttpObject};
+pub use remote::{CloudObject, HttpObject, io_handle};
 pub use scan::{ExternScanExec, ExternSpec, ExternTable, ScanCounters, assign_splits, cut_splits};
 pub use source::{
     ClientConfig, CloudObjectSpec, CloudProperties, CloudSource, EndpointConfig, InputSource,

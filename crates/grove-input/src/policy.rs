@@ -161,7 +161,11 @@ mod tests {
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(&other, allowed.join("link")).unwrap();
-            assert!(policy.check_local(&allowed.join("link/secret.json")).is_err());
+            assert!(
+                policy
+                    .check_local(&allowed.join("link/secret.json"))
+                    .is_err()
+            );
         }
         InputPolicy::default()
             .check_local(Path::new("/etc/passwd"))
@@ -175,7 +179,10 @@ mod tests {
         p.check_http("http://x/a").unwrap();
         p.check_http("HTTPS://x/a").unwrap();
         let e = p.check_http("file:///etc/passwd").unwrap_err();
-        assert!(e.to_string().contains("Only [http, https] protocols"), "{e}");
+        assert!(
+            e.to_string().contains("Only [http, https] protocols"),
+            "{e}"
+        );
         let https_only = InputPolicy::restricted(&[], &["https".into()]).unwrap();
         assert!(https_only.check_http("http://x/a").is_err());
     }

@@ -18,6 +18,28 @@ use tokio::runtime::Handle;
 use crate::source::{CloudSource, PasswordProvider};
 use crate::split::{InputSplit, Location};
 
+/// The runtime that performs all remote input I/O (listing and reading).
+///
+/// Readers are blocking threads that pull async byte streams with `Handle::block_on`; that
+/// only makes progress if some thread drives the I/O driver of the runtime the streams
+/// belong to. A caller's current-thread runtime may be busy (or blocked) elsewhere, so
+/// remote I/O gets a small multi-threaded runtime of its own, whose workers always drive it.
+pub fn io_handle() -> Result<Handle> {
+    static IO: std::sync::OnceLock<std::result::Result<tokio::runtime::Runtime, String>> =
+        std::sync::OnceLock::new();
+    IO.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("grove-input-io")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map(|rt| rt.handle().clone())
+    .map_err(|e| DataFusionError::Execution(format!("Cannot start the input I/O runtime: {e}")))
+}
+
 /// An HTTP(S) URI to read, with its credentials.
 #[derive(Clone, Debug)]
 pub struct HttpObject {
@@ -187,7 +209,10 @@ pub(crate) struct CloudUri {
 impl CloudUri {
     pub(crate) fn parse(kind: CloudKind, uri: &str) -> Result<Self> {
         let Some((scheme, rest)) = uri.split_once("://") else {
-            return plan_err!("Invalid {} URI [{uri}]: expected scheme://bucket/path", kind.type_name());
+            return plan_err!(
+                "Invalid {} URI [{uri}]: expected scheme://bucket/path",
+                kind.type_name()
+            );
         };
         let scheme = scheme.to_ascii_lowercase();
         let allowed: &[&str] = match kind {
@@ -205,7 +230,11 @@ impl CloudUri {
         let (account, rest) = if scheme == "azurestorage" {
             match rest.split_once('/') {
                 Some((account, rest)) => (Some(account.to_string()), rest),
-                None => return plan_err!("Invalid azureStorage URI [{uri}]: expected azureStorage://account/container/path"),
+                None => {
+                    return plan_err!(
+                        "Invalid azureStorage URI [{uri}]: expected azureStorage://account/container/path"
+                    );
+                }
             }
         } else {
             (None, rest)
@@ -224,13 +253,8 @@ impl CloudUri {
 
 /// Lists the objects a cloud source names.
 pub(crate) async fn list_cloud(kind: CloudKind, source: &CloudSource) -> Result<Vec<InputSplit>> {
-    let glob = source
-        .object_glob
-        .as_deref()
-        .map(glob::Pattern::new)
-        .transpose()
-        .map_err(|e| DataFusionError::Plan(format!("Invalid objectGlob: {e}")))?;
-    let matches = |key: &str| glob.as_ref().is_none_or(|g| g.matches(key));
+    let glob = source.object_glob.as_deref().map(object_glob).transpose()?;
+    let matches = |key: &str| glob.as_ref().is_none_or(|g| g.is_match(key));
     let mut stores: HashMap<(Option<String>, String), Arc<dyn ObjectStore>> = HashMap::new();
     let mut store_for = |account: &Option<String>, bucket: &str| -> Result<Arc<dyn ObjectStore>> {
         let key = (account.clone(), bucket.to_string());
@@ -287,7 +311,12 @@ pub(crate) async fn list_cloud(kind: CloudKind, source: &CloudSource) -> Result<
         }
         found.sort_by(|a, b| a.location.cmp(&b.location));
         for meta in found {
-            let uri = display_uri(kind, u.account.as_deref(), &u.bucket, meta.location.as_ref());
+            let uri = display_uri(
+                kind,
+                u.account.as_deref(),
+                &u.bucket,
+                meta.location.as_ref(),
+            );
             splits.push(InputSplit::whole(
                 Location::Object(Arc::new(CloudObject {
                     store: Arc::clone(&store),
@@ -299,6 +328,68 @@ pub(crate) async fn list_cloud(kind: CloudKind, source: &CloudSource) -> Result<
         }
     }
     Ok(splits)
+}
+
+/// Compiles an `objectGlob` with Java's glob rules, as Druid applies them to object keys:
+/// `*` and `?` stay within a path segment, `**` crosses segments, `{a,b}` alternates,
+/// `[...]` and `[!...]` are classes, `\\` escapes.
+pub(crate) fn object_glob(glob: &str) -> Result<regex::Regex> {
+    let invalid = |why: &str| DataFusionError::Plan(format!("Invalid objectGlob [{glob}]: {why}"));
+    let mut re = String::from("^");
+    let mut chars = glob.chars().peekable();
+    let mut in_group = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                re.push_str(".*");
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '{' if !in_group => {
+                in_group = true;
+                re.push_str("(?:");
+            }
+            '{' => return Err(invalid("nested groups")),
+            ',' if in_group => re.push('|'),
+            '}' if in_group => {
+                in_group = false;
+                re.push(')');
+            }
+            '[' => {
+                re.push('[');
+                if chars.peek() == Some(&'!') {
+                    chars.next();
+                    re.push('^');
+                }
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if c == ']' {
+                        closed = true;
+                        break;
+                    }
+                    if matches!(c, '\\' | '[' | '^' | '&' | '~') {
+                        re.push('\\');
+                    }
+                    re.push(c);
+                }
+                if !closed {
+                    return Err(invalid("unclosed ["));
+                }
+                re.push(']');
+            }
+            '\\' => match chars.next() {
+                Some(e) => re.push_str(&regex::escape(&e.to_string())),
+                None => return Err(invalid("trailing \\")),
+            },
+            other => re.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    if in_group {
+        return Err(invalid("unclosed {"));
+    }
+    re.push('$');
+    regex::Regex::new(&re).map_err(|e| invalid(&e.to_string()))
 }
 
 fn display_uri(kind: CloudKind, account: Option<&str>, bucket: &str, key: &str) -> String {
@@ -407,5 +498,18 @@ mod tests {
         assert!(CloudUri::parse(CloudKind::S3, "gs://b/k").is_err());
         assert!(CloudUri::parse(CloudKind::Google, "gs:///k").is_err());
         assert_eq!(uri_file_name("http://h/p/wiki.json.gz?x=1"), "wiki.json.gz");
+    }
+
+    #[test]
+    fn object_globs_follow_java_rules() {
+        let g = object_glob("**.json").unwrap();
+        assert!(g.is_match("a/b/c.json") && g.is_match("c.json") && !g.is_match("c.csv"));
+        let g = object_glob("data/*.json").unwrap();
+        assert!(g.is_match("data/a.json") && !g.is_match("data/sub/a.json"));
+        let g = object_glob("*.{json,csv}").unwrap();
+        assert!(g.is_match("a.csv") && g.is_match("a.json") && !g.is_match("a.tsv"));
+        let g = object_glob("part-[!0]?.gz").unwrap();
+        assert!(g.is_match("part-12.gz") && !g.is_match("part-01.gz"));
+        assert!(object_glob("a[bc").is_err() && object_glob("{a,b").is_err());
     }
 }

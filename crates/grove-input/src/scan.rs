@@ -127,7 +127,16 @@ impl TableProvider for ExternTable {
             .config()
             .get_extension::<InputPolicy>()
             .unwrap_or_default();
-        let splits = self.spec.source.splits(&policy).await?;
+        // Listing talks to remote stores: do it on the input I/O runtime.
+        let source = self.spec.source.clone();
+        let splits = crate::remote::io_handle()?
+            .spawn(async move { source.splits(&policy).await })
+            .await
+            .map_err(|e| {
+                datafusion::common::DataFusionError::Execution(format!(
+                    "Listing the input failed: {e}"
+                ))
+            })??;
         let target = state.config().target_partitions().max(1);
         let splits = if self.spec.format.splittable() {
             cut_splits(splits, target)
@@ -296,11 +305,7 @@ impl ExecutionPlan for ExternScanExec {
         let schema = Arc::clone(&self.schema);
         let budget = Arc::clone(&self.counters.parse);
         let counters = Arc::clone(&self.counters);
-        let handle = tokio::runtime::Handle::try_current().map_err(|e| {
-            datafusion::common::DataFusionError::Execution(format!(
-                "EXTERN scans run inside a Tokio runtime: {e}"
-            ))
-        })?;
+        let handle = crate::remote::io_handle()?;
         builder.spawn_blocking(move || {
             let bytes = Arc::new(AtomicU64::new(0));
             let env = ReadEnv {

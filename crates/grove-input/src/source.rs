@@ -359,7 +359,10 @@ impl InputSource {
                 let auth = match username {
                     Some(user) => Some((
                         user.clone(),
-                        password.as_ref().map(PasswordProvider::resolve).transpose()?,
+                        password
+                            .as_ref()
+                            .map(PasswordProvider::resolve)
+                            .transpose()?,
                     )),
                     None => None,
                 };
@@ -406,9 +409,7 @@ impl CloudSource {
             CloudUri::parse(kind, uri)?;
         }
         if let Some(glob) = &self.object_glob {
-            glob::Pattern::new(glob).map_err(|e| {
-                DataFusionError::Plan(format!("Invalid objectGlob [{glob}]: {e}"))
-            })?;
+            remote::object_glob(glob)?;
         }
         if let Some(p) = &self.properties {
             if p.access_key_id.is_some() != p.secret_access_key.is_some() {
@@ -487,10 +488,9 @@ mod tests {
         assert!(e.to_string().contains("Invalid inputSource JSON"));
         let e = InputSource::from_json(r#"{"type":"http","uris":["not a url"]}"#).unwrap_err();
         assert!(e.to_string().contains("not a url"), "{e}");
-        let e = InputSource::from_json(
-            r#"{"type":"s3","uris":["s3://b/k"],"prefixes":["s3://b/"]}"#,
-        )
-        .unwrap_err();
+        let e =
+            InputSource::from_json(r#"{"type":"s3","uris":["s3://b/k"],"prefixes":["s3://b/"]}"#)
+                .unwrap_err();
         assert!(e.to_string().contains("exactly one of"), "{e}");
         let s = InputSource::from_json(r#"{"type":"azure","uris":["azure://c/k.json"]}"#).unwrap();
         assert_eq!(s.type_name(), "azureStorage");

@@ -164,7 +164,9 @@ impl InputSplit {
         let raw: Box<dyn Read + Send> = match &self.location {
             Location::Inline(data) => {
                 let bytes = data.as_bytes();
-                let from = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+                let from = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
                 Box::new(std::io::Cursor::new(bytes[from..].to_vec()))
             }
             Location::File(path) => {
@@ -196,7 +198,11 @@ impl InputSplit {
     /// Opens the split as a buffered stream of decompressed bytes. A range split starts at
     /// its first whole line and ends with the line that crosses its end. Raw bytes read are
     /// added to `bytes_read`.
-    pub fn open(&self, handle: &Handle, bytes_read: Arc<AtomicU64>) -> Result<Box<dyn BufRead + Send>> {
+    pub fn open(
+        &self,
+        handle: &Handle,
+        bytes_read: Arc<AtomicU64>,
+    ) -> Result<Box<dyn BufRead + Send>> {
         let compression = self.compression()?;
         match self.range {
             None => {
@@ -245,11 +251,11 @@ impl InputSplit {
             return Ok(file);
         }
         let mut reader = self.open(handle, bytes_read)?;
-        let mut file = tempfile::tempfile()
-            .map_err(|e| DataFusionError::Execution(format!("Cannot create a temporary file: {e}")))?;
-        std::io::copy(&mut reader, &mut file).map_err(|e| {
-            DataFusionError::Execution(format!("Cannot read input [{self}]: {e}"))
+        let mut file = tempfile::tempfile().map_err(|e| {
+            DataFusionError::Execution(format!("Cannot create a temporary file: {e}"))
         })?;
+        std::io::copy(&mut reader, &mut file)
+            .map_err(|e| DataFusionError::Execution(format!("Cannot read input [{self}]: {e}")))?;
         file.seek(SeekFrom::Start(0))
             .map_err(|e| DataFusionError::Execution(format!("Temporary file: {e}")))?;
         Ok(file)
@@ -340,7 +346,9 @@ mod tests {
     use super::*;
 
     fn lines_of(split: &InputSplit) -> Vec<String> {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let reader = split.open(rt.handle(), Arc::default()).unwrap();
         reader.lines().map(|l| l.unwrap()).collect()
     }
@@ -351,7 +359,10 @@ mod tests {
         let path = dir.path().join("big.json");
         let mut text = String::new();
         for i in 0..1000 {
-            text.push_str(&format!("{{\"n\":{i},\"pad\":\"{}\"}}\n", "x".repeat(i % 37)));
+            text.push_str(&format!(
+                "{{\"n\":{i},\"pad\":\"{}\"}}\n",
+                "x".repeat(i % 37)
+            ));
         }
         std::fs::write(&path, &text).unwrap();
         let size = text.len() as u64;
@@ -384,12 +395,18 @@ mod tests {
 
     #[test]
     fn compression_by_extension() {
-        assert_eq!(Compression::from_name("a.json.GZ").unwrap(), Compression::Gzip);
+        assert_eq!(
+            Compression::from_name("a.json.GZ").unwrap(),
+            Compression::Gzip
+        );
         assert_eq!(Compression::from_name("a.bz2").unwrap(), Compression::Bzip2);
         assert_eq!(Compression::from_name("a.xz").unwrap(), Compression::Xz);
         assert_eq!(Compression::from_name("a.zst").unwrap(), Compression::Zstd);
         assert_eq!(Compression::from_name("a.sz").unwrap(), Compression::Snappy);
-        assert_eq!(Compression::from_name("a.snappy").unwrap(), Compression::Snappy);
+        assert_eq!(
+            Compression::from_name("a.snappy").unwrap(),
+            Compression::Snappy
+        );
         assert_eq!(Compression::from_name("a.json").unwrap(), Compression::None);
         assert!(Compression::from_name("a.zip").is_err());
     }

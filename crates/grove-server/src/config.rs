@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use grove_engine::GroveContext;
+use grove_input::InputPolicy;
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
@@ -27,6 +28,12 @@ pub struct ServerConfig {
     pub lock_timeout_ms: u64,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Directories `local` input sources may read under; empty means the directory the
+    /// server was started in.
+    pub allow_local_dirs: Vec<PathBuf>,
+    /// Protocols `http` input sources may use; empty means Druid's default, http and
+    /// https.
+    pub allowed_protocols: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +45,8 @@ impl Default for ServerConfig {
             task_slots: 4,
             lock_timeout_ms: 300_000,
             max_body_bytes: 16 << 20,
+            allow_local_dirs: Vec::new(),
+            allowed_protocols: Vec::new(),
         }
     }
 }
@@ -59,6 +68,18 @@ pub async fn serve(
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let grove = GroveContext::open(&config.data_dir).await?;
+    let local_dirs = if config.allow_local_dirs.is_empty() {
+        vec![std::env::current_dir()?]
+    } else {
+        config.allow_local_dirs.clone()
+    };
+    let policy = InputPolicy::restricted(&local_dirs, &config.allowed_protocols)?;
+    tracing::info!(
+        allowed_local_dirs = ?policy.local_dirs().unwrap_or_default(),
+        allowed_protocols = ?policy.http_protocols(),
+        "input guard rails"
+    );
+    grove.set_input_policy(policy);
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
     let addr = listener.local_addr()?;
     let tasks = TaskManager::start(

@@ -26,7 +26,7 @@ enum Command {
     /// Serve Druid's SQL task API (POST /druid/v2/sql/task, /druid/indexer/v1/task/...).
     Serve {
         /// TOML config file (host, port, data_dir, task_slots, lock_timeout_ms,
-        /// max_body_bytes); flags override it.
+        /// max_body_bytes, allow_local_dirs, allowed_protocols); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Address to bind [default: 127.0.0.1].
@@ -41,6 +41,13 @@ enum Command {
         /// Tasks that run at once [default: 4].
         #[arg(long)]
         task_slots: Option<usize>,
+        /// Directory `local` input sources may read under (repeatable) [default: the
+        /// directory the server starts in].
+        #[arg(long = "allow-local-dir", value_name = "DIR")]
+        allow_local_dirs: Vec<PathBuf>,
+        /// Protocol `http` input sources may use (repeatable) [default: http, https].
+        #[arg(long = "allow-protocol", value_name = "PROTOCOL")]
+        allowed_protocols: Vec<String>,
     },
     /// Run Druid SQL statements (INSERT, REPLACE, SELECT, SET) on a data directory.
     Sql {
@@ -106,6 +113,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             port,
             data_dir,
             task_slots,
+            allow_local_dirs,
+            allowed_protocols,
         } => {
             let mut cfg = match config {
                 Some(path) => ServerConfig::from_file(&path)?,
@@ -122,6 +131,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             if let Some(n) = task_slots {
                 cfg.task_slots = n;
+            }
+            if !allow_local_dirs.is_empty() {
+                cfg.allow_local_dirs = allow_local_dirs;
+            }
+            if !allowed_protocols.is_empty() {
+                cfg.allowed_protocols = allowed_protocols;
             }
             grove_server::serve(cfg, shutdown_signal(), |addr| {
                 println!("grove listening on http://{addr}");

@@ -1,7 +1,11 @@
 //! Integration tests of the embedded engine: publish semantics that SQL alone cannot
-//! show (the metadata store's used flags, files left in deep storage).
+//! show (the metadata store's used flags, files left in deep storage), and input sources
+//! that need a server or generated files (HTTP, compressions, byte ranges, guard rails).
 
 // Test helpers outside #[test] fns: a panic there is a test failure, which is the point.
 #![allow(clippy::unwrap_used)]
 
+mod columnar;
+mod inputs;
 mod publish;
+mod s3;

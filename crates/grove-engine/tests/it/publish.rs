@@ -15,7 +15,7 @@ fn inline_json(rows: &[(&str, &str, i64)]) -> String {
     )
 }
 
-async fn scalar(grove: &GroveContext, sql: &str) -> i64 {
+pub(crate) async fn scalar(grove: &GroveContext, sql: &str) -> i64 {
     let batches = grove.sql(sql).await.unwrap().collect().await.unwrap();
     let col = batches[0].column(0);
     col.as_any().downcast_ref::<Int64Array>().unwrap().value(0)

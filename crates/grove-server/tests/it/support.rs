@@ -20,6 +20,7 @@ impl TestServer {
         let mut config = ServerConfig {
             port: 0,
             data_dir: data_dir.to_path_buf(),
+            allow_local_dirs: vec![std::env::temp_dir()],
             ..Default::default()
         };
         configure(&mut config);

@@ -257,7 +257,7 @@ async fn bad_requests_get_druid_errors() {
     let (c, b) = server.post(task, json!({"query": "SELEC 1"})).await;
     check_invalid(c, &b, "SELEC");
     let (c, b) = server
-        .post(task, json!({"query": "SELECT * FROM TABLE(EXTERN('{\"type\":\"http\",\"uris\":[\"http://x\"]}', '{\"type\":\"json\"}', '[{\"name\":\"a\",\"type\":\"string\"}]'))"}))
+        .post(task, json!({"query": "SELECT * FROM TABLE(EXTERN('{\"type\":\"hdfs\",\"paths\":[\"/x\"]}', '{\"type\":\"json\"}', '[{\"name\":\"a\",\"type\":\"string\"}]'))"}))
         .await;
     assert_eq!(c, 501, "{b}");
     assert_eq!(b["error"]["category"], "UNSUPPORTED");

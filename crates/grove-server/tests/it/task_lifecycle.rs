@@ -199,6 +199,8 @@ async fn replace_waits_for_the_lock_then_times_out() {
 async fn spawn_grove(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_grove"))
         .arg("serve")
+        .arg("--allow-local-dir")
+        .arg(std::env::temp_dir())
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

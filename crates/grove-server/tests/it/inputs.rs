@@ -1,0 +1,166 @@
+//! The seed page's submit example (an `http` input of gzipped Wikipedia JSON) against a
+//! real file server on loopback, posted as the seed's curl and raw-body forms; and the
+//! server's input guard rails, refused at submission with Druid's error JSON.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::support::TestServer;
+
+/// The seed's `POST /druid/v2/sql/task` body, verbatim except for its data URI.
+const SEED_SUBMIT: &str = include_str!("seed_submit.json");
+
+/// Serves `bytes` at `/data/wikipedia.json.gz` on an ephemeral loopback port.
+async fn data_server(bytes: Vec<u8>) -> SocketAddr {
+    let bytes = Arc::new(bytes);
+    let app = axum::Router::new().route(
+        "/data/wikipedia.json.gz",
+        axum::routing::get(move || {
+            let bytes = Arc::clone(&bytes);
+            async move { bytes.as_ref().clone() }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+/// `n` rows with the Wikipedia tutorial's 24 columns, gzipped.
+fn wikipedia_gz(n: usize) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for i in 0..n {
+        let row = json!({
+            "timestamp": format!("2016-06-27T{:02}:{:02}:{:02}.000Z", i % 24, i % 60, i % 59),
+            "added": i, "channel": format!("#{}.wikipedia", ["en", "de", "fr"][i % 3]),
+            "cityName": null, "comment": "edit", "commentLength": 4,
+            "countryIsoCode": null, "countryName": null, "deleted": i % 5, "delta": i,
+            "deltaBucket": "0.0", "diffUrl": "https://example.org/diff", "flags": "",
+            "isAnonymous": "false", "isMinor": "false", "isNew": "false",
+            "isRobot": if i % 4 == 0 { "true" } else { "false" },
+            "isUnpatrolled": "false", "metroCode": null, "namespace": "Main",
+            "page": format!("Page {}", i % 50), "regionIsoCode": null, "regionName": null,
+            "user": format!("user{}", i % 17)
+        });
+        writeln!(e, "{row}").unwrap();
+    }
+    e.finish().unwrap()
+}
+
+fn seed_body(data_uri: &str) -> String {
+    SEED_SUBMIT.replace("{DATA_URI}", data_uri)
+}
+
+async fn count_rows(server: &TestServer, table: &str) -> i64 {
+    let rows = server
+        .select(&format!("SELECT COUNT(*), SUM(added) FROM {table}"))
+        .await;
+    rows[0][0].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn seed_submit_example_ingests_over_http() {
+    let addr = data_server(wikipedia_gz(1000)).await;
+    let data_uri = format!("http://{addr}/data/wikipedia.json.gz");
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn(dir.path(), |_| {}).await;
+
+    // The seed posts to `/druid/v2/sql/task/` (trailing slash).
+    let (code, body) = server
+        .post_raw("/druid/v2/sql/task/", seed_body(&data_uri))
+        .await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["state"], "RUNNING");
+    let id = body["taskId"].as_str().unwrap().to_string();
+    let status = server.wait_terminal(&id).await;
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    assert_eq!(count_rows(&server, "wikipedia").await, 1000);
+    let report = server.report(&id).await;
+    let stages = &report["multiStageQuery"]["payload"]["stages"];
+    assert_eq!(
+        stages[0]["definition"]["input"][0]["inputSource"]["uris"][0],
+        json!(data_uri)
+    );
+    let payload: Value = server.get(&format!("/druid/indexer/v1/task/{id}")).await.1;
+    assert_eq!(payload["payload"]["dataSource"], "wikipedia");
+    assert_eq!(payload["payload"]["sqlQueryContext"]["maxNumTasks"], 3);
+
+    // The seed's curl command, host changed, when curl is installed.
+    if Command::new("curl").arg("--version").output().is_ok() {
+        // curl blocks: run it off the runtime thread that serves its request.
+        let url = format!("{}/druid/v2/sql/task/", server.base);
+        let body = seed_body(&data_uri);
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("curl")
+                .args(["--silent", "--location", "--request", "POST"])
+                .arg(url)
+                .args(["--header", "Content-Type: application/json", "--data-raw"])
+                .arg(body)
+                .output()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let id = answer["taskId"].as_str().unwrap().to_string();
+        let status = server.wait_terminal(&id).await;
+        assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+        assert_eq!(count_rows(&server, "wikipedia").await, 2000);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn guard_rails_refuse_at_submission() {
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn(dir.path(), |c| {
+        c.allow_local_dirs = vec![allowed.path().to_path_buf()];
+        c.allowed_protocols = vec!["https".into()];
+    })
+    .await;
+    let outside = dir.path().join("outside.json");
+    std::fs::write(&outside, "{\"ts\":\"2016-01-01\",\"page\":\"a\",\"n\":1}\n").unwrap();
+    let cases = [
+        (
+            format!(r#"{{"type":"local","files":["{}"]}}"#, outside.display()),
+            "is not allowed",
+        ),
+        (
+            format!(
+                r#"{{"type":"local","baseDir":"{}","filter":"*.json"}}"#,
+                dir.path().display()
+            ),
+            "is not allowed",
+        ),
+        (
+            r#"{"type":"http","uris":["http://127.0.0.1:9/x.json"]}"#.to_string(),
+            "Only [https] protocols are allowed",
+        ),
+    ];
+    for (source, message) in cases {
+        let sql = format!(
+            "INSERT INTO t SELECT TIME_PARSE(ts) AS __time, page FROM TABLE(EXTERN('{source}', '{{\"type\":\"json\"}}')) EXTEND (ts VARCHAR, page VARCHAR) PARTITIONED BY DAY"
+        );
+        let (code, body) = server
+            .post("/druid/v2/sql/task", json!({"query": sql}))
+            .await;
+        assert_eq!(code, 400, "{body}");
+        let error = &body["error"];
+        assert_eq!(error["error"], "druidException", "{body}");
+        assert_eq!(error["errorCode"], "invalidInput", "{body}");
+        assert!(
+            error["errorMessage"].as_str().unwrap().contains(message),
+            "{body}"
+        );
+    }
+    let (_, tasks) = server.get("/druid/indexer/v1/tasks").await;
+    assert_eq!(tasks, json!([]), "no task was created");
+    server.stop().await;
+}
