@@ -13,6 +13,8 @@ use crate::support::TestServer;
 
 /// The seed's `POST /druid/v2/sql/task` body, verbatim except for its data URI.
 const SEED_SUBMIT: &str = include_str!("seed_submit.json");
+/// The seed's Python submit example, verbatim except for Grove's URL and the data URI.
+const SEED_SUBMIT_PY: &str = include_str!("seed_submit.py");
 
 /// Serves `bytes` at `/data/wikipedia.json.gz` on an ephemeral loopback port.
 async fn data_server(bytes: Vec<u8>) -> SocketAddr {
@@ -112,6 +114,36 @@ async fn seed_submit_example_ingests_over_http() {
         let status = server.wait_terminal(&id).await;
         assert_eq!(status["statusCode"], "SUCCESS", "{status}");
         assert_eq!(count_rows(&server, "wikipedia").await, 2000);
+    }
+
+    // The seed's Python example (requests), host changed, when requests is installed.
+    let has_requests = Command::new("python3")
+        .args(["-c", "import requests"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_requests {
+        let grove = server.base.replacen("http://", "http://user:password@", 1);
+        let script = SEED_SUBMIT_PY
+            .replace("{GROVE}", &grove)
+            .replace("{DATA_URI}", &data_uri);
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("python3").args(["-c", &script]).output()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(answer["state"], "RUNNING");
+        let id = answer["taskId"].as_str().unwrap().to_string();
+        let status = server.wait_terminal(&id).await;
+        assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    } else {
+        eprintln!("python3 with requests not found: the seed's Python example was not run");
     }
     server.stop().await;
 }
