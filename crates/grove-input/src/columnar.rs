@@ -10,7 +10,7 @@
 
 use std::fmt::Display;
 use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ use arrow::error::ArrowError;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{DataFusionError, Result};
 use grove_common::MsqFault;
+use prost::Message;
 
 use crate::format::ParseBudget;
 
@@ -140,6 +141,8 @@ fn open(
         ColumnarKind::Orc => {
             use orc_rust::projection::ProjectionMask;
             use orc_rust::schema::TimestampPrecision;
+            let mut file = file;
+            check_orc_footer(&mut file, source_name)?;
             let builder = orc_rust::ArrowReaderBuilder::try_new(file)
                 .map_err(|e| read_error(source_name, e))?;
             let names: Vec<String> = builder
@@ -188,6 +191,192 @@ fn open(
             Ok((file_schema, Box::new(reader)))
         }
     }
+}
+
+/// Largest ORC compression chunk: its 3-byte header keeps 23 bits for the length.
+const ORC_MAX_CHUNK: usize = (1 << 23) - 1;
+
+/// Largest decompressed ORC footer accepted; real footers are orders of magnitude smaller.
+const ORC_MAX_FOOTER: usize = 256 << 20;
+
+/// ORC's default compression block size, used when the postscript does not give one.
+const ORC_DEFAULT_BLOCK_SIZE: u64 = 256 * 1024;
+
+/// Checks an ORC file's footer type tree before orc-rust sees it.
+///
+/// orc-rust builds its schema from the footer's type list recursively, following each
+/// type's child indices; a corrupt list whose child index points at the type itself or
+/// an ancestor recurses forever and overflows the stack, which aborts the process. ORC
+/// stores types in pre-order, so every child index must be greater than its parent's
+/// and within the list; this reads the file tail (as orc-rust's `read_metadata` does),
+/// decompresses and decodes the footer, and enforces that, so the recursion is bounded.
+/// Leaves `file` positioned at its start.
+fn check_orc_footer(file: &mut File, source_name: &str) -> Result<()> {
+    let corrupt = |what: &str| read_error(source_name, format!("corrupt ORC footer: {what}"));
+    let file_len = file
+        .seek(SeekFrom::End(0))
+        .map_err(|e| read_error(source_name, e))?;
+    if file_len == 0 {
+        // orc-rust reports empty files itself.
+        return file
+            .seek(SeekFrom::Start(0))
+            .map(|_| ())
+            .map_err(|e| read_error(source_name, e));
+    }
+    let tail_len = file_len.min(256);
+    let tail = read_at(file, file_len - tail_len, tail_len, source_name)?;
+    let postscript_len = usize::from(tail[tail.len() - 1]);
+    let Some(postscript_start) = tail.len().checked_sub(1 + postscript_len) else {
+        return Err(corrupt("file too small for its postscript length"));
+    };
+    let postscript = orc_rust::proto::PostScript::decode(&tail[postscript_start..tail.len() - 1])
+        .map_err(|e| corrupt(&format!("undecodable postscript ({e})")))?;
+    let footer_len = postscript
+        .footer_length
+        .ok_or_else(|| corrupt("postscript has no footer length"))?;
+    // The footer sits just before the postscript and its length byte.
+    let footer_end = file_len - 1 - postscript_len as u64;
+    if footer_len > footer_end {
+        return Err(corrupt("footer length exceeds the file"));
+    }
+    let raw = read_at(file, footer_end - footer_len, footer_len, source_name)?;
+    let footer_bytes = orc_decompress(
+        &raw,
+        postscript.compression(),
+        postscript.compression_block_size,
+    )
+    .map_err(|what| corrupt(&what))?;
+    let footer = orc_rust::proto::Footer::decode(footer_bytes.as_slice())
+        .map_err(|e| corrupt(&format!("undecodable footer ({e})")))?;
+    check_orc_types(&footer.types).map_err(|what| corrupt(&what))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| read_error(source_name, e))?;
+    Ok(())
+}
+
+/// Reads `len` bytes of `file` at `offset`; the caller has checked they lie within it.
+fn read_at(file: &mut File, offset: u64, len: u64, source_name: &str) -> Result<Vec<u8>> {
+    let len = usize::try_from(len).map_err(|e| read_error(source_name, e))?;
+    let mut buf = vec![0; len];
+    file.seek(SeekFrom::Start(offset))
+        .and_then(|_| file.read_exact(&mut buf))
+        .map_err(|e| read_error(source_name, e))?;
+    Ok(buf)
+}
+
+/// Decompresses an ORC stream (the footer) framed in chunks, each behind a 3-byte
+/// little-endian header whose low bit marks an uncompressed ("original") chunk and whose
+/// other bits give the chunk's length. Each chunk decompresses to at most the block size
+/// (itself at most [`ORC_MAX_CHUNK`]) and the whole to at most [`ORC_MAX_FOOTER`], so a
+/// corrupt length cannot allocate without bound. Errors describe the corruption.
+fn orc_decompress(
+    raw: &[u8],
+    kind: orc_rust::proto::CompressionKind,
+    block_size: Option<u64>,
+) -> std::result::Result<Vec<u8>, String> {
+    use orc_rust::proto::CompressionKind;
+    if kind == CompressionKind::None {
+        return Ok(raw.to_vec());
+    }
+    let limit = usize::try_from(block_size.unwrap_or(ORC_DEFAULT_BLOCK_SIZE))
+        .unwrap_or(ORC_MAX_CHUNK)
+        .min(ORC_MAX_CHUNK);
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let [a, b, c, tail @ ..] = rest else {
+            return Err("truncated compression chunk header".into());
+        };
+        let header = u32::from_le_bytes([*a, *b, *c, 0]);
+        let len = (header >> 1) as usize;
+        if len > tail.len() {
+            return Err("compression chunk longer than the footer".into());
+        }
+        let (chunk, next) = tail.split_at(len);
+        rest = next;
+        let chunk_limit = limit.min(ORC_MAX_FOOTER - out.len());
+        let too_big = || format!("compression chunk inflates beyond {chunk_limit} bytes");
+        if header & 1 == 1 {
+            if chunk.len() > chunk_limit {
+                return Err(too_big());
+            }
+            out.extend_from_slice(chunk);
+            continue;
+        }
+        let bad = |e: &dyn Display| format!("undecompressable {kind:?} chunk ({e})");
+        let block = match kind {
+            CompressionKind::None => chunk.to_vec(),
+            CompressionKind::Zlib => {
+                let mut block = Vec::new();
+                flate2::read::DeflateDecoder::new(chunk)
+                    .take(chunk_limit as u64 + 1)
+                    .read_to_end(&mut block)
+                    .map_err(|e| bad(&e))?;
+                block
+            }
+            CompressionKind::Zstd => {
+                let mut block = Vec::new();
+                zstd::Decoder::new(chunk)
+                    .and_then(|d| d.take(chunk_limit as u64 + 1).read_to_end(&mut block))
+                    .map_err(|e| bad(&e))?;
+                block
+            }
+            CompressionKind::Snappy => {
+                let n = snap::raw::decompress_len(chunk).map_err(|e| bad(&e))?;
+                if n > chunk_limit {
+                    return Err(too_big());
+                }
+                snap::raw::Decoder::new()
+                    .decompress_vec(chunk)
+                    .map_err(|e| bad(&e))?
+            }
+            CompressionKind::Lz4 => {
+                lz4_flex::block::decompress(chunk, chunk_limit).map_err(|e| bad(&e))?
+            }
+            // LZO cannot expand a chunk (at most `ORC_MAX_CHUNK` bytes) by much more than
+            // 255 times; the result is checked against the limit below.
+            CompressionKind::Lzo => {
+                lzokay_native::decompress_all(chunk, None).map_err(|e| bad(&e))?
+            }
+        };
+        if block.len() > chunk_limit {
+            return Err(too_big());
+        }
+        out.extend_from_slice(&block);
+    }
+    Ok(out)
+}
+
+/// Checks an ORC footer's type list: a struct at the root, every child index after its
+/// parent's and within the list (ORC's pre-order), and a name for each struct field.
+fn check_orc_types(types: &[orc_rust::proto::Type]) -> std::result::Result<(), String> {
+    use orc_rust::proto::r#type::Kind;
+    let Some(root) = types.first() else {
+        return Err("no types".into());
+    };
+    if root.kind() != Kind::Struct {
+        return Err(format!("root type is {:?}, not a struct", root.kind()));
+    }
+    for (i, t) in types.iter().enumerate() {
+        for &child in &t.subtypes {
+            let child = child as usize;
+            if child <= i || child >= types.len() {
+                return Err(format!(
+                    "type {i} has child index {child} (must be in {}..{})",
+                    i + 1,
+                    types.len()
+                ));
+            }
+        }
+        if t.kind() == Kind::Struct && t.field_names.len() != t.subtypes.len() {
+            return Err(format!(
+                "struct type {i} has {} field names for {} fields",
+                t.field_names.len(),
+                t.subtypes.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Converts file batches to the declared schema, charging bad values to the budget.
@@ -1127,5 +1316,203 @@ mod tests {
             "Unable to read input [file:/data]: column start and length should not be negative"
         );
         assert_eq!(guard("x", || Ok(3)).unwrap(), 3);
+    }
+
+    /// Rewrites the (uncompressed) footer of the ORC file at `path` with `edit`, fixing
+    /// the postscript's footer length and the postscript length byte.
+    fn rewrite_orc_footer(path: &Path, edit: impl FnOnce(&mut orc_rust::proto::Footer)) {
+        use orc_rust::proto::{CompressionKind, Footer, PostScript};
+        let bytes = std::fs::read(path).unwrap();
+        let ps_len = usize::from(*bytes.last().unwrap());
+        let ps_start = bytes.len() - 1 - ps_len;
+        let mut ps = PostScript::decode(&bytes[ps_start..bytes.len() - 1]).unwrap();
+        assert_eq!(ps.compression(), CompressionKind::None);
+        let footer_len = ps.footer_length() as usize;
+        let footer_start = ps_start - footer_len;
+        let mut footer = Footer::decode(&bytes[footer_start..ps_start]).unwrap();
+        edit(&mut footer);
+        let footer = footer.encode_to_vec();
+        ps.footer_length = Some(footer.len() as u64);
+        let ps = ps.encode_to_vec();
+        let mut out = bytes[..footer_start].to_vec();
+        out.extend_from_slice(&footer);
+        out.extend_from_slice(&ps);
+        out.push(u8::try_from(ps.len()).unwrap());
+        std::fs::write(path, out).unwrap();
+    }
+
+    fn orc_error(path: &Path) -> String {
+        let sch = schema(&[("i32", DataType::Int64)]);
+        let err = read(
+            ColumnarKind::Orc,
+            path,
+            &sch,
+            false,
+            2,
+            &ParseBudget::new(None),
+        )
+        .unwrap_err();
+        let fault = MsqFault::find(&err).unwrap();
+        assert_eq!(fault.error_code(), "CannotParseExternalData");
+        fault.message().to_string()
+    }
+
+    /// A footer type whose child index points back at the root (or itself) would send
+    /// orc-rust's schema builder into unbounded recursion; it is bad input instead.
+    #[test]
+    fn orc_cyclic_footer_types_are_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = source_batch(DataType::Timestamp(TimeUnit::Millisecond, None));
+        let path = write(ColumnarKind::Orc, dir.path(), &batch);
+        let sch = schema(&[("i32", DataType::Int64)]);
+        let good = read(
+            ColumnarKind::Orc,
+            &path,
+            &sch,
+            false,
+            2,
+            &ParseBudget::new(None),
+        );
+        assert_eq!(good.unwrap().num_rows(), batch.num_rows());
+
+        let cyclic = dir.path().join("cyclic.orc");
+        std::fs::copy(&path, &cyclic).unwrap();
+        rewrite_orc_footer(&cyclic, |f| f.types[0].subtypes[0] = 0);
+        let message = orc_error(&cyclic);
+        assert!(
+            message.starts_with("Unable to read input [file:/data]: corrupt ORC footer: "),
+            "{message}"
+        );
+
+        let own_child = dir.path().join("own_child.orc");
+        std::fs::copy(&path, &own_child).unwrap();
+        rewrite_orc_footer(&own_child, |f| {
+            let last = f.types.len() - 1;
+            f.types[last].subtypes.push(last as u32);
+        });
+        assert!(orc_error(&own_child).contains("corrupt ORC footer"));
+
+        let out_of_range = dir.path().join("out_of_range.orc");
+        std::fs::copy(&path, &out_of_range).unwrap();
+        rewrite_orc_footer(&out_of_range, |f| {
+            let n = f.types.len() as u32;
+            f.types[0].subtypes[0] = n;
+        });
+        assert!(orc_error(&out_of_range).contains("corrupt ORC footer"));
+
+        let unnamed = dir.path().join("unnamed.orc");
+        std::fs::copy(&path, &unnamed).unwrap();
+        rewrite_orc_footer(&unnamed, |f| {
+            f.types[0].field_names.pop();
+        });
+        assert!(orc_error(&unnamed).contains("corrupt ORC footer"));
+    }
+
+    /// Files written with every codec orc-rust supports pass the footer check.
+    #[test]
+    fn orc_compressed_footers_pass_the_check() {
+        use orc_rust::compression::CompressionType;
+        let dir = tempfile::tempdir().unwrap();
+        let batch = source_batch(DataType::Timestamp(TimeUnit::Millisecond, None));
+        for codec in [
+            CompressionType::Zlib,
+            CompressionType::Snappy,
+            CompressionType::Lz4,
+            CompressionType::Zstd,
+        ] {
+            let path = dir.path().join(format!("{codec}.orc"));
+            let mut w =
+                orc_rust::ArrowWriterBuilder::new(File::create(&path).unwrap(), batch.schema())
+                    .with_compression(codec)
+                    .try_build()
+                    .unwrap();
+            w.write(&batch).unwrap();
+            w.close().unwrap();
+            let mut file = File::open(&path).unwrap();
+            check_orc_footer(&mut file, "file:/data").unwrap();
+            let sch = schema(&[("i32", DataType::Int64)]);
+            let got = read(
+                ColumnarKind::Orc,
+                &path,
+                &sch,
+                false,
+                2,
+                &ParseBudget::new(None),
+            );
+            assert_eq!(got.unwrap().num_rows(), batch.num_rows(), "{codec}");
+        }
+    }
+
+    /// orc-rust's writer cannot write LZO; the footer decompressor handles it, framed
+    /// chunks of every kind, and refuses chunks that inflate beyond the block size.
+    #[test]
+    fn orc_decompress_frames_chunks() {
+        use orc_rust::proto::CompressionKind;
+        let data: Vec<u8> = (0..1000u32).flat_map(|i| (i % 7).to_le_bytes()).collect();
+        let frame = |original: bool, body: &[u8]| {
+            let header = (body.len() as u32) << 1 | u32::from(original);
+            let mut out = header.to_le_bytes()[..3].to_vec();
+            out.extend_from_slice(body);
+            out
+        };
+        let lzo = lzokay_native::compress(&data).unwrap();
+        let mut raw = frame(false, &lzo);
+        raw.extend(frame(true, b"tail"));
+        let out = orc_decompress(&raw, CompressionKind::Lzo, Some(64 * 1024)).unwrap();
+        assert_eq!(&out[..data.len()], &data[..]);
+        assert_eq!(&out[data.len()..], b"tail");
+        // Inflating beyond the block size is refused before it is kept.
+        let err = orc_decompress(&raw, CompressionKind::Lzo, Some(100)).unwrap_err();
+        assert!(err.contains("inflates beyond 100 bytes"), "{err}");
+        let lz4 = lz4_flex::block::compress(&data);
+        let err = orc_decompress(&frame(false, &lz4), CompressionKind::Lz4, Some(100));
+        assert!(err.is_err());
+        // A chunk header claiming more bytes than there are.
+        let mut short = frame(true, b"abc");
+        short.truncate(4);
+        assert!(orc_decompress(&short, CompressionKind::Zstd, None).is_err());
+        assert!(orc_decompress(&[1, 0], CompressionKind::Zlib, None).is_err());
+    }
+
+    /// Flipping any single bit of a small ORC file never takes the process down: reading
+    /// it either succeeds or fails with `CannotParseExternalData`.
+    #[test]
+    fn orc_byte_flips_never_abort() {
+        let dir = tempfile::tempdir().unwrap();
+        let sch = schema(&[("a", DataType::Int64), ("b", DataType::Utf8)]);
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("a", DataType::Int64, true),
+                Field::new("b", DataType::Utf8, true),
+            ])),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(1), None, Some(3)])),
+                Arc::new(StringArray::from(vec![Some("x"), Some("y"), None])),
+            ],
+        )
+        .unwrap();
+        let path = write(ColumnarKind::Orc, dir.path(), &batch);
+        let bytes = std::fs::read(&path).unwrap();
+        let flipped = dir.path().join("flipped.orc");
+        for (i, bit) in (0..bytes.len()).flat_map(|i| (0..8).map(move |bit| (i, bit))) {
+            let mut b = bytes.clone();
+            b[i] ^= 1 << bit;
+            std::fs::write(&flipped, &b).unwrap();
+            if let Err(err) = read(
+                ColumnarKind::Orc,
+                &flipped,
+                &sch,
+                false,
+                2,
+                &ParseBudget::new(None),
+            ) {
+                let fault = MsqFault::find(&err).unwrap();
+                assert_eq!(
+                    fault.error_code(),
+                    "CannotParseExternalData",
+                    "byte {i} bit {bit}"
+                );
+            }
+        }
     }
 }

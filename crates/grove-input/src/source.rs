@@ -38,18 +38,11 @@ pub enum InputSource {
         /// The URIs read, one split each.
         uris: Vec<String>,
         /// Basic-auth user name.
-        #[serde(
-            rename = "httpAuthenticationUsername",
-            default,
-            skip_serializing_if = "Option::is_none"
-        )]
+        // Serialized as null when absent, as Druid's task payloads show it.
+        #[serde(rename = "httpAuthenticationUsername", default)]
         username: Option<String>,
         /// Basic-auth password: a string or a password provider.
-        #[serde(
-            rename = "httpAuthenticationPassword",
-            default,
-            skip_serializing_if = "Option::is_none"
-        )]
+        #[serde(rename = "httpAuthenticationPassword", default)]
         password: Option<PasswordProvider>,
     },
     /// `{"type":"s3",...}`: objects in S3 or an S3-compatible store.

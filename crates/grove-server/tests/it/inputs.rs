@@ -85,10 +85,12 @@ async fn seed_submit_example_ingests_over_http() {
     assert_eq!(count_rows(&server, "wikipedia").await, 1000);
     let report = server.report(&id).await;
     let stages = &report["multiStageQuery"]["payload"]["stages"];
-    assert_eq!(
-        stages[0]["definition"]["input"][0]["inputSource"]["uris"][0],
-        json!(data_uri)
-    );
+    let input_source = &stages[0]["definition"]["input"][0]["inputSource"];
+    assert_eq!(input_source["uris"][0], json!(data_uri));
+    // Druid shows absent credentials as nulls.
+    for key in ["httpAuthenticationUsername", "httpAuthenticationPassword"] {
+        assert_eq!(input_source.get(key), Some(&Value::Null), "{input_source}");
+    }
     let payload: Value = server.get(&format!("/druid/indexer/v1/task/{id}")).await.1;
     assert_eq!(payload["payload"]["dataSource"], "wikipedia");
     assert_eq!(payload["payload"]["sqlQueryContext"]["maxNumTasks"], 3);
