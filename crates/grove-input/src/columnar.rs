@@ -26,7 +26,7 @@ use datafusion::common::{DataFusionError, Result};
 use grove_common::MsqFault;
 use prost::Message;
 
-use crate::format::ParseBudget;
+use crate::format::{ParseBudget, parse_long, truncate};
 
 /// Which columnar format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -439,18 +439,6 @@ fn druid_type_name(t: &DataType) -> &'static str {
     }
 }
 
-fn truncate(s: &str) -> String {
-    const MAX: usize = 200;
-    if s.len() <= MAX {
-        return s.to_string();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
-}
-
 /// The file row as a JSON object, for messages (the bad value when it cannot be rendered).
 fn row_text(batch: &RecordBatch, row: usize, value: &str) -> String {
     let mut writer = arrow::json::LineDelimitedWriter::new(Vec::new());
@@ -588,16 +576,6 @@ fn parse_strings(
             .parse::<f32>()
             .ok()),
         _ => parse_with!(Int64Builder::with_capacity(rows), parse_long),
-    })
-}
-
-/// Druid's long parsing: an integer, or a decimal number truncated toward zero.
-fn parse_long(s: &str) -> Option<i64> {
-    s.parse::<i64>().ok().or_else(|| {
-        s.parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite() && f.abs() < 9.2e18)
-            .map(|f| f.trunc() as i64)
     })
 }
 

@@ -304,7 +304,8 @@ fn io_error(split: &InputSplit, e: std::io::Error) -> DataFusionError {
     }))
 }
 
-fn truncate(s: &str) -> String {
+/// Cuts a message fragment to 200 bytes (on a character boundary).
+pub(crate) fn truncate(s: &str) -> String {
     const MAX: usize = 200;
     if s.len() <= MAX {
         return s.to_string();
@@ -654,7 +655,7 @@ fn coerce_batch(
 }
 
 /// Druid's long parsing: an integer, or a decimal number truncated toward zero.
-fn parse_long(s: &str) -> Option<i64> {
+pub(crate) fn parse_long(s: &str) -> Option<i64> {
     s.parse::<i64>().ok().or_else(|| {
         s.parse::<f64>()
             .ok()
