@@ -25,6 +25,63 @@ use grove_sql::{
 use grove_store::{DeepStorage, DruidSchema, MetadataStore};
 
 use crate::ingest::{IngestSummary, execute_ingest, task_id_for};
+
+/// How [`GroveContext::open_with`] sets up the process.
+#[derive(Debug, Clone, Default)]
+pub struct GroveOptions {
+    /// Bytes of memory for sorting, shuffling and query operators together; beyond it
+    /// they spill to `<data dir>/tmp`. `None`: [`default_memory_limit`].
+    pub memory_limit: Option<usize>,
+}
+
+/// A quarter of the machine's memory (1 GiB when that cannot be read).
+pub fn default_memory_limit() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<usize>().ok())
+        })
+        .map(|kib| kib * 1024 / 4)
+        .unwrap_or(1 << 30)
+}
+
+/// Parses a byte size as Druid writes them: a plain number of bytes, or a number with
+/// `KB`/`MB`/`GB`/`TB` (powers of 1000; `K`, `M`, `G`, `T` too) or `KiB`/`MiB`/`GiB`/`TiB`
+/// (powers of 1024).
+pub fn parse_byte_size(text: &str) -> std::result::Result<usize, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid size [{text}]: expected a number with an optional unit"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "invalid size [{text}]: unknown unit [{other}] (use KB, MB, GB, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    let bytes = number * factor;
+    if !(bytes >= 1.0 && bytes < usize::MAX as f64) {
+        return Err(format!("invalid size [{text}]: must be at least one byte"));
+    }
+    Ok(bytes as usize)
+}
 use crate::query::{QueryResults, collect_query, plan_is_query};
 use crate::task::{TaskControl, TaskPhase};
 
@@ -97,8 +154,14 @@ impl std::fmt::Debug for GroveContext {
 
 impl GroveContext {
     /// Opens Grove on the embedded defaults: local deep storage in `<dir>/segments`, a
-    /// SQLite metadata store in `<dir>/metadata.db`, spill files in `<dir>/tmp`.
+    /// SQLite metadata store in `<dir>/metadata.db`, spill files in `<dir>/tmp`, and a
+    /// memory budget of [`default_memory_limit`].
     pub async fn open(data_dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(data_dir, &GroveOptions::default()).await
+    }
+
+    /// [`GroveContext::open`] with options.
+    pub async fn open_with(data_dir: impl AsRef<Path>, options: &GroveOptions) -> Result<Self> {
         let data_dir = data_dir.as_ref().to_path_buf();
         let tmp = data_dir.join("tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| {
@@ -107,11 +170,14 @@ impl GroveContext {
                 data_dir.display()
             ))
         })?;
+        let memory = options.memory_limit.unwrap_or_else(default_memory_limit);
         let runtime = RuntimeEnvBuilder::new()
             .with_disk_manager_builder(
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![tmp])),
             )
+            .with_memory_limit(memory, 1.0)
             .build_arc()?;
+        tracing::info!(memory_limit_bytes = memory, "memory budget");
         let config = SessionConfig::new().with_information_schema(true);
         let state = datafusion::execution::SessionStateBuilder::new()
             .with_config(config)
@@ -427,4 +493,20 @@ fn summary_frame(ctx: &SessionContext, summary: &IngestSummary) -> Result<DataFr
         ],
     )?;
     ctx.read_batch(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn byte_sizes() {
+        use super::parse_byte_size as p;
+        assert_eq!(p("512MB"), Ok(512_000_000));
+        assert_eq!(p("512MiB"), Ok(512 << 20));
+        assert_eq!(p("1g"), Ok(1_000_000_000));
+        assert_eq!(p("1.5GiB"), Ok(3 << 29));
+        assert_eq!(p("4096"), Ok(4096));
+        assert!(p("0").is_err());
+        assert!(p("lots").is_err());
+        assert!(p("5 parsecs").unwrap_err().contains("unknown unit"));
+    }
 }

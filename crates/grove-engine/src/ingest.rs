@@ -1,23 +1,25 @@
 //! Runs an INSERT/REPLACE: plan, sort by the cluster key, write segments, publish
 //! atomically. A statement that fails leaves no visible segment and no files.
 
-use datafusion::common::{DataFusionError, Result, ScalarValue};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder, SortExpr, col, lit};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::physical_plan::ExecutionPlan;
 use grove_common::fault::CancelReason;
 use grove_common::fault::{MAX_BUCKETS, MAX_PARTITIONS};
 use grove_common::types::TIME_COLUMN;
-use grove_common::{Granularity, MsqFault, QueryContext};
+use grove_common::{MsqFault, QueryContext};
 use grove_input::{ExternScanExec, ScanCounters};
 use grove_sql::{IngestKind, IngestPlan};
 use grove_store::{DataSegment, DeepStorage, MetadataStore, PublishMode, PublishRequest};
+use object_store::path::Path as ObjectPath;
 
+use crate::stages::{ChunkOrder, IngestStages};
 use crate::task::{TaskControl, TaskPhase};
-use crate::writer::{SegmentWriter, WriterConfig};
+use crate::writer::WriterConfig;
 
 /// What an ingest published.
 #[derive(Debug, Clone)]
@@ -61,21 +63,37 @@ pub(crate) async fn execute_ingest(
         .map_err(DataFusionError::Plan)?;
     let progress = &control.progress;
 
-    // Sort by [time chunk, CLUSTERED BY..., __time].
-    let mut sort: Vec<SortExpr> = Vec::new();
-    if !plan.cluster_by.is_empty() {
-        if let Some(bucket) = bucket_expr(state, &plan.granularity)? {
-            sort.push(bucket.sort(true, true));
+    // The SELECT, plus a column for every CLUSTERED BY expression that is not a plain
+    // output column: stage 1 sorts each time chunk by [CLUSTERED BY..., __time].
+    let input_schema = Arc::clone(plan.input.schema());
+    let n_out = input_schema.fields().len();
+    let mut exprs: Vec<Expr> = input_schema
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    let mut sort_columns = Vec::with_capacity(plan.cluster_by.len() + 1);
+    for (i, e) in plan.cluster_by.iter().enumerate() {
+        match e {
+            Expr::Column(c) => sort_columns.push(input_schema.index_of_column(c)?),
+            other => {
+                sort_columns.push(exprs.len());
+                exprs.push(other.clone().alias(format!("__grove_cluster_{i}")));
+            }
         }
-        sort.extend(plan.cluster_by.iter().map(|e| e.clone().sort(true, true)));
     }
-    sort.push(col(TIME_COLUMN).sort(true, true));
-    let sorted = LogicalPlanBuilder::from(plan.input.clone())
-        .sort(sort)?
+    sort_columns.push(
+        input_schema
+            .index_of_column_by_name(None, TIME_COLUMN)
+            .ok_or_else(|| {
+                DataFusionError::Plan(format!("INSERT/REPLACE needs a [{TIME_COLUMN}] column"))
+            })?,
+    );
+    let keyed = LogicalPlanBuilder::from(plan.input.clone())
+        .project(exprs)?
         .build()?;
-    let physical = state.create_physical_plan(&sorted).await?;
+    let physical = state.create_physical_plan(&keyed).await?;
     progress.set_scans(collect_scans(&physical));
-    let schema = physical.schema();
 
     let config = WriterConfig {
         data_source: plan.target.clone(),
@@ -88,34 +106,34 @@ pub(crate) async fn execute_ingest(
         max_partitions: MAX_PARTITIONS,
         max_buckets: MAX_BUCKETS,
     };
-    let mut writer = SegmentWriter::try_new(config, deep.clone(), schema)?;
     progress.set_phase(TaskPhase::Reading);
-    let written = async {
-        let mut stream = execute_stream(physical, state.task_ctx())?;
-        while let Some(batch) = control.next_batch(&mut stream).await? {
-            writer.write(&batch).await?;
-            progress.rows_out.store(writer.rows(), Ordering::Relaxed);
-            progress
-                .segments
-                .store(writer.segments_finished() as u64, Ordering::Relaxed);
-        }
-        Ok::<_, DataFusionError>(())
+    let outcome = IngestStages {
+        plan: physical,
+        task_ctx: state.task_ctx(),
+        workers: state.config().target_partitions().max(1),
+        order: ChunkOrder {
+            columns: sort_columns,
+        },
+        output: (0..n_out).collect(),
+        writer: config,
+        deep,
+        control,
     }
-    .await;
-    if let Err(e) = written {
-        let paths = writer.abort().await;
-        deep.delete_all(&paths).await;
-        return Err(e);
-    }
-    let rows = writer.rows();
-    let paths = writer.written_paths().to_vec();
-    let segments = match writer.finish().await {
-        Ok(s) => s,
-        Err(e) => {
-            deep.delete_all(&paths).await;
-            return Err(e);
-        }
-    };
+    .run()
+    .await?;
+    tracing::info!(
+        task_id = %task_id,
+        rows = outcome.rows,
+        chunks = outcome.chunks,
+        spilled_rows = outcome.spilled_rows,
+        "segments written"
+    );
+    let rows = outcome.rows;
+    let segments = outcome.segments;
+    let paths: Vec<ObjectPath> = segments
+        .iter()
+        .map(|s| ObjectPath::from(s.path.as_str()))
+        .collect();
     progress
         .segments
         .store(segments.len() as u64, Ordering::Relaxed);
@@ -201,25 +219,4 @@ pub(crate) fn collect_scans(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<ScanCounte
         stack.extend(p.children().into_iter().cloned());
     }
     out
-}
-
-/// The time-chunk expression rows are sorted by first: `TIME_FLOOR(__time, period)`.
-fn bucket_expr(state: &SessionState, granularity: &Granularity) -> Result<Option<Expr>> {
-    match granularity {
-        Granularity::All => Ok(None),
-        Granularity::None => Ok(Some(col(TIME_COLUMN))),
-        Granularity::Period(p) => {
-            let udf = state
-                .scalar_functions()
-                .get("time_floor")
-                .ok_or_else(|| DataFusionError::Internal("time_floor is not registered".into()))?;
-            // Time chunks are UTC whatever the session's sqlTimeZone.
-            Ok(Some(udf.call(vec![
-                col(TIME_COLUMN),
-                lit(p.to_string()),
-                lit(ScalarValue::Utf8(None)),
-                lit("UTC"),
-            ])))
-        }
-    }
 }

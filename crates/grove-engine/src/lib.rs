@@ -10,10 +10,14 @@ mod context;
 mod ingest;
 mod query;
 mod report;
+mod stages;
 mod task;
 mod writer;
 
-pub use context::{DRUID_SCHEMA, GroveContext, PreparedKind, PreparedStatement, StatementOutcome};
+pub use context::{
+    DRUID_SCHEMA, GroveContext, GroveOptions, PreparedKind, PreparedStatement, StatementOutcome,
+    default_memory_limit, parse_byte_size,
+};
 pub use ingest::IngestSummary;
 pub use query::QueryResults;
 pub use report::{

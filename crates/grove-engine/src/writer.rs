@@ -120,16 +120,6 @@ impl SegmentWriter {
         &self.paths
     }
 
-    /// Rows written so far.
-    pub(crate) fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// Segments closed so far.
-    pub(crate) fn segments_finished(&self) -> usize {
-        self.finished.len()
-    }
-
     pub(crate) async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let n = batch.num_rows();
         if n == 0 {

@@ -5,7 +5,7 @@
 //! are parse exceptions: they are charged to a [`ParseBudget`] and dropped, and the read
 //! fails once the budget (`maxParseExceptions`) is spent.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -265,24 +265,20 @@ pub fn read_split(
             emit,
         );
     }
+    if let InputFormat::Json { flatten_spec } = format {
+        return read_json(
+            split,
+            flatten_spec.as_ref(),
+            schema,
+            batch_size,
+            budget,
+            env,
+            emit,
+        );
+    }
     let reader = split.open(&env.handle, Arc::clone(&env.bytes_read))?;
     match format {
-        InputFormat::Json { flatten_spec } => {
-            let flattener = flatten_spec
-                .as_ref()
-                .map(FlattenSpec::compile)
-                .transpose()?
-                .filter(|f| !f.is_identity());
-            read_json(
-                split,
-                reader,
-                flattener.as_ref(),
-                schema,
-                batch_size,
-                budget,
-                emit,
-            )
-        }
+        InputFormat::Json { .. } => Ok(()),
         InputFormat::Csv(d) | InputFormat::Tsv(d) => {
             let delimiter = format
                 .delimiter()
@@ -333,74 +329,209 @@ fn new_json_decoder(schema: &SchemaRef, batch_size: usize) -> Result<arrow::json
         .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
 }
 
-fn read_json(
-    split: &InputSplit,
-    mut reader: Box<dyn BufRead + Send>,
-    flattener: Option<&Flattener>,
-    schema: &SchemaRef,
-    batch_size: usize,
-    budget: &ParseBudget,
-    emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
+/// Raw bytes a line block aims for (a block also ends after `batch_size` lines).
+const BLOCK_BYTES: usize = 4 << 20;
+
+/// A run of whole lines of one newline-delimited split: cut by the thread that reads (and
+/// decompresses) the split, decoded by any worker.
+#[derive(Debug)]
+pub(crate) struct LineBlock {
+    /// The split the lines come from (for messages).
+    pub(crate) split: Arc<InputSplit>,
+    /// Line number (1-based) of the first line.
+    pub(crate) first_line: u64,
+    /// The lines, each ending with `\n` except perhaps the split's last.
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// Reads a newline-delimited split into blocks of at most `max_lines` lines (and about
+/// [`BLOCK_BYTES`]), handing each to `send`; stops early when `send` returns false.
+pub(crate) fn read_line_blocks(
+    split: &Arc<InputSplit>,
+    env: &ReadEnv,
+    max_lines: usize,
+    send: &mut dyn FnMut(LineBlock) -> Result<bool>,
 ) -> Result<()> {
-    let mut decoder = new_json_decoder(schema, batch_size)?;
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-    let mut lines: Vec<(u64, usize, usize)> = Vec::with_capacity(batch_size);
-    let mut line_no = 0u64;
-    let mut line = Vec::new();
+    let mut reader = split.open(&env.handle, Arc::clone(&env.bytes_read))?;
+    let max_lines = max_lines.max(1);
+    let mut pending: Vec<u8> = Vec::with_capacity(BLOCK_BYTES + (64 << 10));
+    let mut next_line = 1u64;
+    let mut eof = false;
     loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| io_error(split, e))?;
-        if n > 0 {
-            line_no += 1;
-            if !line.iter().all(|b| b.is_ascii_whitespace()) {
-                let start = buf.len();
-                match flattener {
-                    None => {
-                        buf.extend_from_slice(&line);
-                        if line.last() != Some(&b'\n') {
-                            buf.push(b'\n');
-                        }
-                        lines.push((line_no, start, buf.len()));
-                    }
-                    Some(f) => match f.flatten_line(&line, &mut buf) {
-                        Ok(()) => {
-                            buf.push(b'\n');
-                            lines.push((line_no, start, buf.len()));
-                        }
-                        Err(reason) => {
-                            buf.truncate(start);
-                            let text = String::from_utf8_lossy(&line);
-                            budget.record(row_error(split, line_no, text.trim_end(), &reason))?;
-                        }
-                    },
-                }
+        while !eof && pending.len() < BLOCK_BYTES {
+            let start = pending.len();
+            pending.resize(start + (256 << 10), 0);
+            let n = reader
+                .read(&mut pending[start..])
+                .map_err(|e| io_error(split, e))?;
+            pending.truncate(start + n);
+            eof = n == 0;
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        // Cut after the max_lines-th newline, else after the last one, else (at the end
+        // of the split) take everything; a line longer than a block keeps reading.
+        let mut lines = 0usize;
+        let mut cut = None;
+        for pos in memchr::memchr_iter(b'\n', &pending) {
+            lines += 1;
+            cut = Some(pos + 1);
+            if lines == max_lines {
+                break;
             }
         }
-        if lines.len() >= batch_size || (n == 0 && !lines.is_empty()) {
-            let batch = decode_json_lines(
-                split,
-                &mut decoder,
-                &buf,
-                &lines,
-                schema,
-                batch_size,
-                budget,
-            )?;
-            buf.clear();
-            lines.clear();
-            if let Some(batch) = batch
-                && batch.num_rows() > 0
-                && !emit(batch)?
-            {
-                return Ok(());
+        let cut = match cut {
+            Some(c) => c,
+            None if eof => pending.len(),
+            None => {
+                pending.reserve(BLOCK_BYTES);
+                let start = pending.len();
+                pending.resize(start + BLOCK_BYTES, 0);
+                let n = reader
+                    .read(&mut pending[start..])
+                    .map_err(|e| io_error(split, e))?;
+                pending.truncate(start + n);
+                eof = n == 0;
+                continue;
             }
+        };
+        let rest = pending[cut..].to_vec();
+        pending.truncate(cut);
+        let mut block =
+            std::mem::replace(&mut pending, Vec::with_capacity(BLOCK_BYTES + (64 << 10)));
+        pending.extend_from_slice(&rest);
+        if block.last() != Some(&b'\n') {
+            block.push(b'\n');
+            lines += 1;
         }
-        if n == 0 {
+        let first_line = next_line;
+        next_line += lines as u64;
+        let block = LineBlock {
+            split: Arc::clone(split),
+            first_line,
+            bytes: block,
+        };
+        if !send(block)? {
             return Ok(());
         }
     }
+}
+
+/// Decodes JSON line blocks into batches of `schema`, applying a flattenSpec when given.
+pub(crate) struct JsonBlockDecoder {
+    decoder: arrow::json::reader::Decoder,
+    flattener: Option<Flattener>,
+    schema: SchemaRef,
+    batch_size: usize,
+}
+
+impl JsonBlockDecoder {
+    /// A decoder for blocks of at most `batch_size` lines.
+    pub(crate) fn try_new(
+        flatten_spec: Option<&FlattenSpec>,
+        schema: &SchemaRef,
+        batch_size: usize,
+    ) -> Result<Self> {
+        let flattener = flatten_spec
+            .map(FlattenSpec::compile)
+            .transpose()?
+            .filter(|f| !f.is_identity());
+        Ok(Self {
+            decoder: new_json_decoder(schema, batch_size)?,
+            flattener,
+            schema: Arc::clone(schema),
+            batch_size,
+        })
+    }
+
+    /// Decodes one block; bad lines are charged to `budget`.
+    pub(crate) fn decode(
+        &mut self,
+        block: &LineBlock,
+        budget: &ParseBudget,
+    ) -> Result<Option<RecordBatch>> {
+        let split = &block.split;
+        if self.flattener.is_none() {
+            let fast = self.decoder.decode(&block.bytes).and_then(|consumed| {
+                if consumed == block.bytes.len() {
+                    self.decoder.flush()
+                } else {
+                    Err(arrow::error::ArrowError::JsonError(
+                        "incomplete block".into(),
+                    ))
+                }
+            });
+            match fast {
+                Ok(batch) => return Ok(batch),
+                Err(_) => self.decoder = new_json_decoder(&self.schema, self.batch_size)?,
+            }
+        }
+        let mut buf: Vec<u8> = Vec::with_capacity(block.bytes.len());
+        let mut lines: Vec<(u64, usize, usize)> = Vec::new();
+        let mut line_no = block.first_line;
+        let mut from = 0;
+        for end in memchr::memchr_iter(b'\n', &block.bytes).map(|p| p + 1) {
+            let line = &block.bytes[from..end];
+            from = end;
+            line_no += 1;
+            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            let start = buf.len();
+            match &self.flattener {
+                None => {
+                    buf.extend_from_slice(line);
+                    lines.push((line_no - 1, start, buf.len()));
+                }
+                Some(f) => match f.flatten_line(line, &mut buf) {
+                    Ok(()) => {
+                        buf.push(b'\n');
+                        lines.push((line_no - 1, start, buf.len()));
+                    }
+                    Err(reason) => {
+                        buf.truncate(start);
+                        let text = String::from_utf8_lossy(line);
+                        budget.record(row_error(split, line_no - 1, text.trim_end(), &reason))?;
+                    }
+                },
+            }
+        }
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        decode_json_lines(
+            split,
+            &mut self.decoder,
+            &buf,
+            &lines,
+            &self.schema,
+            self.batch_size,
+            budget,
+        )
+    }
+}
+
+fn read_json(
+    split: &InputSplit,
+    flatten_spec: Option<&FlattenSpec>,
+    schema: &SchemaRef,
+    batch_size: usize,
+    budget: &ParseBudget,
+    env: &ReadEnv,
+    emit: &mut dyn FnMut(RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    let mut decoder = JsonBlockDecoder::try_new(flatten_spec, schema, batch_size)?;
+    let split = Arc::new(split.clone());
+    read_line_blocks(
+        &split,
+        env,
+        batch_size,
+        &mut |block| match decoder.decode(&block, budget)? {
+            Some(batch) if batch.num_rows() > 0 => emit(batch),
+            _ => Ok(true),
+        },
+    )
 }
 
 /// Decodes a block of lines; on failure, falls back to one line at a time so that each bad

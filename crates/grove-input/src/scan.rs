@@ -10,16 +10,17 @@
 //! Every parameter of [`ExternScanExec`] is plain data (input source, format, signature,
 //! split assignment), so the operator can be serialized for remote execution later.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak, mpsc};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Result, project_schema};
+use datafusion::common::{DataFusionError, Result, project_schema};
 use datafusion::datasource::TableType;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
@@ -32,7 +33,9 @@ use datafusion::physical_plan::{
 use grove_common::types::{SignatureColumn, signature_schema};
 use serde::{Deserialize, Serialize};
 
-use crate::format::{InputFormat, ParseBudget, ReadEnv, read_split};
+use crate::format::{
+    InputFormat, JsonBlockDecoder, LineBlock, ParseBudget, ReadEnv, read_line_blocks, read_split,
+};
 use crate::policy::InputPolicy;
 use crate::source::InputSource;
 use crate::split::InputSplit;
@@ -145,11 +148,19 @@ impl TableProvider for ExternTable {
         };
         let assignment = assign_splits(splits, target);
         let projected = project_schema(&self.schema, projection)?;
+        // Newline-delimited JSON is decoded by `target` workers whatever the number of
+        // splits: readers cut lines into blocks, any worker decodes any block.
+        let partitions = if self.spec.format.splittable() {
+            target
+        } else {
+            assignment.len()
+        };
         Ok(Arc::new(ExternScanExec::new(
             Arc::clone(&self.spec),
             assignment,
             projected,
             self.max_parse_exceptions,
+            partitions,
         )))
     }
 }
@@ -193,7 +204,10 @@ pub struct ScanCounters {
     pub parse: Arc<ParseBudget>,
 }
 
-/// Reads EXTERN splits; one output partition per split group.
+/// Reads EXTERN splits. Newline-delimited JSON: one reader thread per split group cuts
+/// lines into blocks and every output partition decodes blocks from a shared queue, so a
+/// single gzip file is decompressed on one core and parsed on all of them. Other formats:
+/// one output partition per split group.
 #[derive(Debug)]
 pub struct ExternScanExec {
     spec: Arc<ExternSpec>,
@@ -201,6 +215,21 @@ pub struct ExternScanExec {
     schema: SchemaRef,
     counters: Arc<ScanCounters>,
     properties: Arc<PlanProperties>,
+    blocks: Mutex<BlockRound>,
+}
+
+/// The line-block queue of one execution of a JSON scan.
+#[derive(Debug, Default)]
+struct BlockRound {
+    /// The queue while any partition of this round still reads it.
+    queue: Option<Weak<BlockQueue>>,
+    /// Partitions executed in this round; executing one again starts a new round.
+    started: HashSet<usize>,
+}
+
+#[derive(Debug)]
+struct BlockQueue {
+    rx: Mutex<mpsc::Receiver<Result<LineBlock>>>,
 }
 
 impl ExternScanExec {
@@ -211,10 +240,11 @@ impl ExternScanExec {
         splits: Vec<Vec<InputSplit>>,
         schema: SchemaRef,
         max_parse_exceptions: Option<u64>,
+        partitions: usize,
     ) -> Self {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(splits.len().max(1)),
+            Partitioning::UnknownPartitioning(partitions.max(1)),
             EmissionType::Incremental,
             Boundedness::Bounded,
         )
@@ -233,7 +263,100 @@ impl ExternScanExec {
             schema,
             counters: Arc::new(counters),
             properties: Arc::new(properties),
+            blocks: Mutex::new(BlockRound::default()),
         }
+    }
+
+    /// The block queue partition `partition` reads: this round's, or a new round's (with
+    /// its reader threads started) when there is none or `partition` already ran in it.
+    /// `None` when this round's readers and decoders are all done.
+    fn block_queue(&self, partition: usize, batch_size: usize) -> Result<Option<Arc<BlockQueue>>> {
+        let mut round = self
+            .blocks
+            .lock()
+            .map_err(|_| DataFusionError::Internal("scan state poisoned".into()))?;
+        if round.queue.is_some() && round.started.insert(partition) {
+            return Ok(round.queue.as_ref().and_then(Weak::upgrade));
+        }
+        let partitions = self.properties.partitioning.partition_count();
+        let (tx, rx) = mpsc::sync_channel(2 * partitions + 2);
+        let queue = Arc::new(BlockQueue { rx: Mutex::new(rx) });
+        let handle = crate::remote::io_handle()?;
+        for group in &self.splits {
+            let group = group.clone();
+            let tx = tx.clone();
+            let counters = Arc::clone(&self.counters);
+            let handle = handle.clone();
+            std::thread::Builder::new()
+                .name("grove-read".into())
+                .spawn(move || {
+                    // A panic in a decoder library must fail the query, not end the
+                    // input early as if it were complete.
+                    let run = std::panic::AssertUnwindSafe(|| {
+                        read_blocks(group, handle, batch_size, &counters, &tx)
+                    });
+                    if let Err(panic) = std::panic::catch_unwind(run) {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        let _ = tx.send(Err(DataFusionError::Execution(format!(
+                            "Reading the input failed: {what}"
+                        ))));
+                    }
+                })
+                .map_err(|e| {
+                    DataFusionError::Execution(format!("Cannot start a reader thread: {e}"))
+                })?;
+        }
+        *round = BlockRound {
+            queue: Some(Arc::downgrade(&queue)),
+            started: HashSet::from([partition]),
+        };
+        Ok(Some(queue))
+    }
+
+    fn execute_blocks(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let batch_size = context.session_config().batch_size();
+        let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&self.schema), 2);
+        let Some(queue) = self.block_queue(partition, batch_size)? else {
+            return Ok(builder.build());
+        };
+        let tx = builder.tx();
+        let flatten = match &self.spec.format {
+            InputFormat::Json { flatten_spec } => flatten_spec.clone(),
+            _ => None,
+        };
+        let schema = Arc::clone(&self.schema);
+        let counters = Arc::clone(&self.counters);
+        builder.spawn_blocking(move || {
+            let mut decoder = JsonBlockDecoder::try_new(flatten.as_ref(), &schema, batch_size)?;
+            loop {
+                let next = match queue.rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return Err(DataFusionError::Internal("scan queue poisoned".into())),
+                };
+                let Ok(block) = next else {
+                    return Ok(()); // every reader is done
+                };
+                if let Some(batch) = decoder.decode(&block?, &counters.parse)?
+                    && batch.num_rows() > 0
+                {
+                    counters
+                        .rows
+                        .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                    if tx.blocking_send(Ok(batch)).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        });
+        Ok(builder.build())
     }
 
     /// Live counters of this scan.
@@ -297,6 +420,9 @@ impl ExecutionPlan for ExternScanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
+        if self.spec.format.splittable() {
+            return self.execute_blocks(partition, context);
+        }
         let splits = self.splits.get(partition).cloned().unwrap_or_default();
         let batch_size = context.session_config().batch_size();
         let mut builder = RecordBatchReceiverStream::builder(Arc::clone(&self.schema), 2);
@@ -342,6 +468,41 @@ impl ExecutionPlan for ExternScanExec {
             Ok(())
         });
         Ok(builder.build())
+    }
+}
+
+/// A reader thread: cuts each split of `group` into line blocks for the decoders. A
+/// failure is passed on as the queue's next item; a closed queue (the query ended) stops it.
+fn read_blocks(
+    group: Vec<InputSplit>,
+    handle: tokio::runtime::Handle,
+    batch_size: usize,
+    counters: &ScanCounters,
+    tx: &mpsc::SyncSender<Result<LineBlock>>,
+) {
+    // Remote readers build their requests on the I/O runtime.
+    let _runtime = handle.enter();
+    let bytes = Arc::new(AtomicU64::new(0));
+    let env = ReadEnv {
+        handle: handle.clone(),
+        bytes_read: Arc::clone(&bytes),
+    };
+    for split in group {
+        let split = Arc::new(split);
+        let read = read_line_blocks(&split, &env, batch_size, &mut |block| {
+            counters
+                .bytes
+                .fetch_add(bytes.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+            Ok(tx.send(Ok(block)).is_ok())
+        });
+        counters
+            .bytes
+            .fetch_add(bytes.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        if let Err(e) = read {
+            let _ = tx.send(Err(e));
+            return;
+        }
+        counters.files.fetch_add(1, Ordering::Relaxed);
     }
 }
 

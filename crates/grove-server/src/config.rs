@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use grove_engine::GroveContext;
+use grove_engine::{GroveContext, GroveOptions, parse_byte_size};
 use grove_input::InputPolicy;
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -34,6 +34,9 @@ pub struct ServerConfig {
     /// Protocols `http` input sources may use; empty means Druid's default, http and
     /// https.
     pub allowed_protocols: Vec<String>,
+    /// Memory budget for sorting, shuffling and queries, e.g. "2GiB" (default: a quarter
+    /// of the machine's memory); beyond it work spills to `<data_dir>/tmp`.
+    pub memory_limit: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
             max_body_bytes: 16 << 20,
             allow_local_dirs: Vec::new(),
             allowed_protocols: Vec::new(),
+            memory_limit: None,
         }
     }
 }
@@ -67,7 +71,15 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let grove = GroveContext::open(&config.data_dir).await?;
+    let options = GroveOptions {
+        memory_limit: config
+            .memory_limit
+            .as_deref()
+            .map(parse_byte_size)
+            .transpose()
+            .map_err(|e| format!("memory_limit: {e}"))?,
+    };
+    let grove = GroveContext::open_with(&config.data_dir, &options).await?;
     let local_dirs = if config.allow_local_dirs.is_empty() {
         vec![std::env::current_dir()?]
     } else {

@@ -26,7 +26,8 @@ enum Command {
     /// Serve Druid's SQL task API (POST /druid/v2/sql/task, /druid/indexer/v1/task/...).
     Serve {
         /// TOML config file (host, port, data_dir, task_slots, lock_timeout_ms,
-        /// max_body_bytes, allow_local_dirs, allowed_protocols); flags override it.
+        /// max_body_bytes, allow_local_dirs, allowed_protocols, memory_limit); flags
+        /// override it.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Address to bind [default: 127.0.0.1].
@@ -48,6 +49,10 @@ enum Command {
         /// Protocol `http` input sources may use (repeatable) [default: http, https].
         #[arg(long = "allow-protocol", value_name = "PROTOCOL")]
         allowed_protocols: Vec<String>,
+        /// Memory budget for sorting, shuffling and queries (e.g. 512MB, 2GiB) [default:
+        /// a quarter of RAM]; beyond it work spills to disk under the data directory.
+        #[arg(long, value_name = "SIZE")]
+        memory_limit: Option<String>,
     },
     /// Run Druid SQL statements (INSERT, REPLACE, SELECT, SET) on a data directory.
     Sql {
@@ -63,6 +68,9 @@ enum Command {
         /// How to print results.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Memory budget (e.g. 512MB, 2GiB) [default: a quarter of RAM].
+        #[arg(long, value_name = "SIZE")]
+        memory_limit: Option<String>,
     },
 }
 
@@ -115,6 +123,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             task_slots,
             allow_local_dirs,
             allowed_protocols,
+            memory_limit,
         } => {
             let mut cfg = match config {
                 Some(path) => ServerConfig::from_file(&path)?,
@@ -138,6 +147,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if !allowed_protocols.is_empty() {
                 cfg.allowed_protocols = allowed_protocols;
             }
+            if memory_limit.is_some() {
+                cfg.memory_limit = memory_limit;
+            }
             grove_server::serve(cfg, shutdown_signal(), |addr| {
                 println!("grove listening on http://{addr}");
             })
@@ -150,6 +162,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             execute,
             file,
             format,
+            memory_limit,
         } => {
             let sql = match (execute, file) {
                 (Some(sql), _) => sql,
@@ -157,7 +170,14 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
                 (None, None) => return Err("give SQL with -e \"...\" or -f file.sql".into()),
             };
-            let grove = GroveContext::open(&data_dir).await?;
+            let options = grove_engine::GroveOptions {
+                memory_limit: memory_limit
+                    .as_deref()
+                    .map(grove_engine::parse_byte_size)
+                    .transpose()
+                    .map_err(|e| format!("--memory-limit: {e}"))?,
+            };
+            let grove = GroveContext::open_with(&data_dir, &options).await?;
             let mut out = std::io::stdout().lock();
             for statement in grove_sql::split_statements(&sql)? {
                 let df = grove.sql(&statement).await?;

@@ -9,3 +9,4 @@ mod columnar;
 mod inputs;
 mod publish;
 mod s3;
+mod stages;

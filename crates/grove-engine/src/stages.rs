@@ -1,0 +1,519 @@
+//! An ingest as Druid's two stages, run by `workers` tasks in one process.
+//!
+//! ```text
+//!  stage 0  SELECT plan, W partitions ──▶ route each row to its time chunk ──▶ chunk buffers
+//!           (one task per partition)        (InsertTimeNull, OutOfBounds,      (memory pool;
+//!                                            TooManyBuckets checked here)       sorted runs
+//!                                                                               spill to disk)
+//!  stage 1  chunks, largest first, W at a time: sort by [CLUSTERED BY..., __time]
+//!           (in memory, or a streaming merge of the spilled runs) ──▶ SegmentWriter
+//!           cuts segments of about rowsPerSegment rows (never splitting a range key)
+//! ```
+//!
+//! A partition never spans two time chunks because every chunk is sorted and cut on its
+//! own; the exact row count per chunk is the key statistic the cut is made from. Spill
+//! files are DataFusion temp files: they are deleted when their chunk is written, or when
+//! the ingest ends in any way (the handles are dropped).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::{
+    SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
+};
+use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+use datafusion::physical_plan::expressions::Column;
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, SpillMetrics};
+use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
+use datafusion::physical_plan::spill::SpillManager;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
+use futures::StreamExt;
+use grove_common::types::TIME_COLUMN;
+use grove_common::{Granularity, Interval, MsqFault};
+use grove_store::{DeepStorage, NewSegment};
+
+use crate::task::TaskControl;
+use crate::writer::{SegmentWriter, WriterConfig};
+
+/// Rows of one time chunk gathered by stage 0.
+#[derive(Default)]
+struct ChunkBuffer {
+    batches: Vec<RecordBatch>,
+    /// Bytes of `batches` (charged to the memory reservation).
+    bytes: usize,
+    /// Rows in memory and spilled.
+    rows: usize,
+    /// Sorted runs spilled to disk: (file, largest batch in memory).
+    runs: Vec<(Arc<dyn datafusion::execution::SpillFile>, usize)>,
+}
+
+/// How rows are ordered inside a time chunk.
+#[derive(Debug, Clone)]
+pub(crate) struct ChunkOrder {
+    /// Column indices of the sort key: [CLUSTERED BY..., __time].
+    pub(crate) columns: Vec<usize>,
+}
+
+impl ChunkOrder {
+    fn lex(&self, schema: &SchemaRef) -> Result<LexOrdering> {
+        let exprs = self.columns.iter().map(|&i| {
+            PhysicalSortExpr::new(
+                Arc::new(Column::new(schema.field(i).name(), i)),
+                SORT_OPTIONS,
+            )
+        });
+        LexOrdering::new(exprs)
+            .ok_or_else(|| DataFusionError::Internal("empty chunk sort key".into()))
+    }
+
+    /// Sorts batches of one chunk into one batch.
+    fn sort(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+        let all = concat_batches(schema, batches)?;
+        let keys: Vec<SortColumn> = self
+            .columns
+            .iter()
+            .map(|&i| SortColumn {
+                values: Arc::clone(all.column(i)),
+                options: Some(SORT_OPTIONS),
+            })
+            .collect();
+        let indices = lexsort_to_indices(&keys, None)?;
+        if is_identity(&indices) {
+            return Ok(all);
+        }
+        Ok(take_record_batch(&all, &indices)?)
+    }
+}
+
+/// Ascending, nulls first: Druid's order for dimensions.
+const SORT_OPTIONS: SortOptions = SortOptions {
+    descending: false,
+    nulls_first: true,
+};
+
+fn is_identity(indices: &UInt32Array) -> bool {
+    indices
+        .values()
+        .iter()
+        .enumerate()
+        .all(|(i, &v)| i == v as usize)
+}
+
+/// Stage 0's state: chunk buffers under one memory reservation.
+struct Shuffle {
+    schema: SchemaRef,
+    granularity: Granularity,
+    time_index: usize,
+    replace_intervals: Option<Vec<Interval>>,
+    max_buckets: usize,
+    order: ChunkOrder,
+    spill: SpillManager,
+    state: Mutex<ShuffleState>,
+    rows_in: AtomicU64,
+    spilled_rows: AtomicU64,
+}
+
+struct ShuffleState {
+    chunks: BTreeMap<Interval, ChunkBuffer>,
+    reservation: MemoryReservation,
+}
+
+impl Shuffle {
+    /// Routes the rows of one batch to their chunks.
+    fn route(&self, batch: RecordBatch) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let times = batch
+            .column(self.time_index)
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(|| DataFusionError::Internal("__time must be Timestamp(ms)".into()))?;
+        if times.null_count() > 0 {
+            return Err(MsqFault::InsertTimeNull.into());
+        }
+        // Rows per chunk; input is mostly in time order, so the last chunk is tried first.
+        let mut parts: Vec<(Interval, Vec<u32>)> = Vec::new();
+        let mut last = 0usize;
+        for (i, &t) in times.values().iter().enumerate() {
+            if parts.get(last).is_none_or(|(iv, _)| !iv.contains_millis(t)) {
+                last = match parts.iter().position(|(iv, _)| iv.contains_millis(t)) {
+                    Some(p) => p,
+                    None => {
+                        parts.push((self.granularity.bucket(t), Vec::new()));
+                        parts.len() - 1
+                    }
+                };
+            }
+            parts[last].1.push(i as u32);
+        }
+        let pieces: Vec<(Interval, RecordBatch)> = if parts.len() == 1 {
+            vec![(parts[0].0, batch)]
+        } else {
+            parts
+                .into_iter()
+                .map(|(iv, rows)| Ok((iv, take_record_batch(&batch, &UInt32Array::from(rows))?)))
+                .collect::<Result<_>>()?
+        };
+        self.rows_in.fetch_add(n as u64, Ordering::Relaxed);
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| DataFusionError::Internal("shuffle state poisoned".into()))?;
+        for (interval, piece) in pieces {
+            if !state.chunks.contains_key(&interval) {
+                self.check_bucket(&interval, state.chunks.len() + 1)?;
+            }
+            let bytes = piece.get_array_memory_size();
+            while state.reservation.try_grow(bytes).is_err() {
+                if !self.spill_largest(&mut state)? {
+                    // Nothing left to spill: hold this batch over the limit rather than
+                    // fail; the next batch spills it.
+                    state.reservation.grow(bytes);
+                    break;
+                }
+            }
+            let chunk = state.chunks.entry(interval).or_default();
+            chunk.rows += piece.num_rows();
+            chunk.bytes += bytes;
+            chunk.batches.push(piece);
+        }
+        Ok(())
+    }
+
+    fn check_bucket(&self, interval: &Interval, buckets: usize) -> Result<()> {
+        if let Some(bounds) = &self.replace_intervals
+            && !bounds.iter().any(|b| b.contains(interval))
+        {
+            return Err(MsqFault::InsertTimeOutOfBounds {
+                interval: interval.to_string(),
+                interval_bounds: bounds.iter().map(|b| b.to_string()).collect(),
+            }
+            .into());
+        }
+        if buckets > self.max_buckets {
+            return Err(MsqFault::TooManyBuckets.into());
+        }
+        Ok(())
+    }
+
+    /// Sorts the chunk holding the most memory and writes it to disk as a sorted run.
+    /// False when no chunk holds any memory.
+    fn spill_largest(&self, state: &mut ShuffleState) -> Result<bool> {
+        let Some((_, chunk)) = state
+            .chunks
+            .iter_mut()
+            .filter(|(_, c)| c.bytes > 0)
+            .max_by_key(|(_, c)| c.bytes)
+        else {
+            return Ok(false);
+        };
+        let batches = std::mem::take(&mut chunk.batches);
+        let bytes = std::mem::take(&mut chunk.bytes);
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let sorted = self.order.sort(&self.schema, &batches)?;
+        drop(batches);
+        let slices = slices(&sorted, 8192);
+        let largest = slices
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .max()
+            .unwrap_or(0);
+        if let Some(file) = self
+            .spill
+            .spill_record_batch_and_finish(&slices, "grove ingest sort")?
+        {
+            chunk.runs.push((file, largest));
+        }
+        self.spilled_rows.fetch_add(rows as u64, Ordering::Relaxed);
+        state
+            .reservation
+            .shrink(bytes.min(state.reservation.size()));
+        Ok(true)
+    }
+}
+
+/// Zero-copy slices of at most `rows` rows.
+fn slices(batch: &RecordBatch, rows: usize) -> Vec<RecordBatch> {
+    (0..batch.num_rows())
+        .step_by(rows.max(1))
+        .map(|start| batch.slice(start, rows.min(batch.num_rows() - start)))
+        .collect()
+}
+
+/// What the stages report back.
+#[derive(Debug, Default)]
+pub(crate) struct StageOutcome {
+    pub(crate) rows: u64,
+    pub(crate) segments: Vec<NewSegment>,
+    pub(crate) chunks: usize,
+    pub(crate) spilled_rows: u64,
+}
+
+/// Everything the two stages need.
+pub(crate) struct IngestStages<'a> {
+    pub(crate) plan: Arc<dyn ExecutionPlan>,
+    pub(crate) task_ctx: Arc<TaskContext>,
+    pub(crate) workers: usize,
+    pub(crate) order: ChunkOrder,
+    /// Indices of the columns that are written (the plan may carry extra sort keys).
+    pub(crate) output: Vec<usize>,
+    pub(crate) writer: WriterConfig,
+    pub(crate) deep: &'a DeepStorage,
+    pub(crate) control: &'a TaskControl,
+}
+
+impl IngestStages<'_> {
+    /// Runs both stages. On failure every file written is deleted before returning.
+    pub(crate) async fn run(self) -> Result<StageOutcome> {
+        let schema = self.plan.schema();
+        let time_index = schema.index_of(TIME_COLUMN)?;
+        let runtime = self.task_ctx.runtime_env();
+        let metrics = ExecutionPlanMetricsSet::new();
+        let spill = SpillManager::new(
+            Arc::clone(&runtime),
+            SpillMetrics::new(&metrics, 0),
+            Arc::clone(&schema),
+        )
+        .with_compression_type(datafusion::common::config::SpillCompression::Lz4Frame);
+        let reservation = MemoryConsumer::new("grove ingest stage 0")
+            .with_can_spill(true)
+            .register(&runtime.memory_pool);
+        let shuffle = Arc::new(Shuffle {
+            schema: Arc::clone(&schema),
+            granularity: self.writer.granularity,
+            time_index,
+            replace_intervals: self.writer.replace_intervals.clone(),
+            max_buckets: self.writer.max_buckets,
+            order: self.order.clone(),
+            spill,
+            state: Mutex::new(ShuffleState {
+                chunks: BTreeMap::new(),
+                reservation,
+            }),
+            rows_in: AtomicU64::new(0),
+            spilled_rows: AtomicU64::new(0),
+        });
+
+        // Stage 0: one task per partition of the SELECT.
+        let partitions = self.plan.properties().partitioning.partition_count();
+        let mut readers = Vec::with_capacity(partitions);
+        for p in 0..partitions {
+            let stream = self.plan.execute(p, Arc::clone(&self.task_ctx))?;
+            let shuffle = Arc::clone(&shuffle);
+            readers.push(SpawnedTask::spawn(route_all(stream, shuffle)));
+        }
+        let stage0 = async {
+            for reader in readers {
+                reader.join().await.map_err(|e| {
+                    DataFusionError::Execution(format!("stage 0 worker failed: {e}"))
+                })??;
+            }
+            Ok::<_, DataFusionError>(())
+        };
+        self.control.cancelable(stage0).await?;
+        let chunks = {
+            let mut state = shuffle
+                .state
+                .lock()
+                .map_err(|_| DataFusionError::Internal("shuffle state poisoned".into()))?;
+            std::mem::take(&mut state.chunks)
+        };
+        let rows_in = shuffle.rows_in.load(Ordering::Relaxed);
+        let spilled_rows = shuffle.spilled_rows.load(Ordering::Relaxed);
+        self.control
+            .progress
+            .set_phase(crate::task::TaskPhase::Writing);
+
+        // Stage 1: the largest chunks first, `workers` at a time.
+        let mut jobs: Vec<(Interval, ChunkBuffer)> = chunks.into_iter().collect();
+        let n_chunks = jobs.len();
+        jobs.sort_by_key(|(_, c)| std::cmp::Reverse(c.rows));
+        let lex = self.order.lex(&schema)?;
+        let ctx = ChunkJobContext {
+            schema: Arc::clone(&schema),
+            order: self.order.clone(),
+            lex,
+            output: self.output.clone(),
+            writer: self.writer.clone(),
+            deep: self.deep.clone(),
+            task_ctx: Arc::clone(&self.task_ctx),
+            spill: shuffle.spill.clone(),
+            progress: Arc::clone(&self.control.progress),
+        };
+        drop(shuffle);
+        let ctx = Arc::new(ctx);
+        let mut running = futures::stream::iter(jobs.into_iter().map(|(interval, chunk)| {
+            let ctx = Arc::clone(&ctx);
+            async move {
+                SpawnedTask::spawn(async move { ctx.write_chunk(interval, chunk).await })
+                    .join()
+                    .await
+                    .map_err(|e| {
+                        DataFusionError::Execution(format!("stage 1 worker failed: {e}"))
+                    })?
+            }
+        }))
+        .buffer_unordered(self.workers.max(1));
+        let mut written: Vec<(Interval, Vec<NewSegment>)> = Vec::new();
+        let stage1 = async {
+            while let Some(result) = running.next().await {
+                written.push(result?);
+            }
+            Ok::<_, DataFusionError>(())
+        };
+        let outcome = self.control.cancelable(stage1).await;
+        drop(running);
+        if let Err(e) = outcome {
+            let paths: Vec<_> = written
+                .iter()
+                .flat_map(|(_, s)| {
+                    s.iter()
+                        .map(|s| object_store::path::Path::from(s.path.as_str()))
+                })
+                .collect();
+            self.deep.delete_all(&paths).await;
+            self.deep
+                .delete_task_files(&self.writer.data_source, &self.writer.task_id)
+                .await;
+            return Err(e);
+        }
+        written.sort_by_key(|(interval, _)| *interval);
+        let segments: Vec<NewSegment> = written.into_iter().flat_map(|(_, s)| s).collect();
+        if segments.len() > self.writer.max_partitions {
+            let paths: Vec<_> = segments
+                .iter()
+                .map(|s| object_store::path::Path::from(s.path.as_str()))
+                .collect();
+            self.deep.delete_all(&paths).await;
+            return Err(MsqFault::TooManyPartitions.into());
+        }
+        Ok(StageOutcome {
+            rows: rows_in,
+            segments,
+            chunks: n_chunks,
+            spilled_rows,
+        })
+    }
+}
+
+async fn route_all(mut stream: SendableRecordBatchStream, shuffle: Arc<Shuffle>) -> Result<()> {
+    while let Some(batch) = stream.next().await {
+        shuffle.route(batch?)?;
+    }
+    Ok(())
+}
+
+struct ChunkJobContext {
+    schema: SchemaRef,
+    order: ChunkOrder,
+    lex: LexOrdering,
+    output: Vec<usize>,
+    writer: WriterConfig,
+    deep: DeepStorage,
+    task_ctx: Arc<TaskContext>,
+    spill: SpillManager,
+    progress: Arc<crate::task::TaskProgress>,
+}
+
+impl ChunkJobContext {
+    /// Sorts one chunk and writes its segments; deletes its files if that fails.
+    async fn write_chunk(
+        &self,
+        interval: Interval,
+        chunk: ChunkBuffer,
+    ) -> Result<(Interval, Vec<NewSegment>)> {
+        let output_schema = Arc::new(self.schema.project(&self.output)?);
+        let mut writer =
+            SegmentWriter::try_new(self.writer.clone(), self.deep.clone(), output_schema)?;
+        let written = self.write_sorted(chunk, &mut writer).await;
+        let paths = writer.written_paths().to_vec();
+        let result = match written {
+            Ok(()) => writer.finish().await,
+            Err(e) => {
+                writer.abort().await;
+                Err(e)
+            }
+        };
+        match result {
+            Ok(segments) => {
+                self.progress
+                    .segments
+                    .fetch_add(segments.len() as u64, Ordering::Relaxed);
+                self.progress
+                    .bytes_out
+                    .fetch_add(segments.iter().map(|s| s.size).sum(), Ordering::Relaxed);
+                Ok((interval, segments))
+            }
+            Err(e) => {
+                self.deep.delete_all(&paths).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_sorted(&self, chunk: ChunkBuffer, writer: &mut SegmentWriter) -> Result<()> {
+        let batch_size = self.task_ctx.session_config().batch_size().max(1);
+        if chunk.runs.is_empty() {
+            let sorted = self.order.sort(&self.schema, &chunk.batches)?;
+            drop(chunk.batches);
+            for slice in slices(&sorted, 64 * batch_size) {
+                self.write(writer, &slice).await?;
+            }
+            return Ok(());
+        }
+        // Merge the spilled runs with what is still in memory.
+        let mut streams: Vec<SendableRecordBatchStream> = Vec::new();
+        if !chunk.batches.is_empty() {
+            let sorted = self.order.sort(&self.schema, &chunk.batches)?;
+            let pieces: Vec<Result<RecordBatch>> =
+                slices(&sorted, batch_size).into_iter().map(Ok).collect();
+            streams.push(Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                futures::stream::iter(pieces),
+            )));
+        }
+        for (file, largest) in &chunk.runs {
+            streams.push(
+                self.spill
+                    .read_spill_as_stream(Arc::clone(file), Some(*largest))?,
+            );
+        }
+        let metrics = ExecutionPlanMetricsSet::new();
+        // The merge holds about one batch per run. It is not charged to the budget: the
+        // budget bounds what stage 0 keeps, and a merge must be able to finish whatever
+        // the number of runs that left.
+        let unbounded: Arc<dyn datafusion::execution::memory_pool::MemoryPool> =
+            Arc::new(datafusion::execution::memory_pool::UnboundedMemoryPool::default());
+        let reservation = MemoryConsumer::new("grove ingest merge").register(&unbounded);
+        let mut merged = StreamingMergeBuilder::new()
+            .with_streams(streams)
+            .with_schema(Arc::clone(&self.schema))
+            .with_expressions(&self.lex)
+            .with_metrics(BaselineMetrics::new(&metrics, 0))
+            .with_batch_size(batch_size)
+            .with_reservation(reservation)
+            .build()?;
+        while let Some(batch) = merged.next().await {
+            self.write(writer, &batch?).await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&self, writer: &mut SegmentWriter, batch: &RecordBatch) -> Result<()> {
+        let out = batch.project(&self.output)?;
+        writer.write(&out).await?;
+        self.progress
+            .rows_out
+            .fetch_add(out.num_rows() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}

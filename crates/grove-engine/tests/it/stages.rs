@@ -1,0 +1,172 @@
+//! The two ingest stages: chunks, sorting, cutting, spilling under a small memory budget.
+
+use std::io::Write;
+use std::path::Path;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::TimestampMillisecondType;
+use grove_engine::{GroveContext, GroveOptions};
+use grove_store::DataSegment;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::publish::scalar;
+
+const DAY: i64 = 86_400_000;
+
+/// Writes `rows` NDJSON rows over three days: `page` is "hot" for half the rows (a key
+/// larger than rowsPerSegment), else one of 50 others; `n` is the row number.
+fn write_rows(dir: &Path, rows: usize) -> std::path::PathBuf {
+    let path = dir.join("rows.json");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for i in 0..rows {
+        // Days 12, 13, 14 in a scrambled order; times scrambled inside each day.
+        let day = 12 + (i * 7) % 3;
+        let second = (i * 7919) % 86_400;
+        let page = if i % 2 == 0 {
+            "hot".to_string()
+        } else {
+            format!("p{:02}", (i / 2 * 31) % 50)
+        };
+        writeln!(
+            f,
+            r#"{{"ts":"2015-09-{day}T{:02}:{:02}:{:02}Z","page":"{page}","n":{i}}}"#,
+            second / 3600,
+            second / 60 % 60,
+            second % 60
+        )
+        .unwrap();
+    }
+    f.flush().unwrap();
+    path
+}
+
+fn ingest_sql(file: &Path, rows_per_segment: usize) -> String {
+    format!(
+        r#"SET rowsPerSegment = {rows_per_segment};
+REPLACE INTO t OVERWRITE ALL
+SELECT TIME_PARSE(ts) AS __time, page, n
+FROM TABLE(EXTERN('{{"type":"local","files":["{}"]}}', '{{"type":"json"}}',
+  '[{{"name":"ts","type":"string"}},{{"name":"page","type":"string"}},{{"name":"n","type":"long"}}]'))
+PARTITIONED BY DAY CLUSTERED BY page"#,
+        file.display()
+    )
+}
+
+fn read_segment(segment: &DataSegment) -> Vec<RecordBatch> {
+    let path = segment.load_spec["path"].as_str().unwrap();
+    let file = std::fs::File::open(path).unwrap();
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
+/// Every segment: rows inside its interval, sorted by (page, __time), keys inside its
+/// range shard bounds. Returns the (interval start, rows) of each segment in order.
+fn check_segments(segments: &[DataSegment]) -> Vec<(i64, u64)> {
+    let mut out = Vec::new();
+    for s in segments {
+        let mut last: Option<(String, i64)> = None;
+        let mut rows = 0u64;
+        for b in read_segment(s) {
+            let times = b.column(0).as_primitive::<TimestampMillisecondType>();
+            let pages = b.column(1).as_string::<i32>();
+            for i in 0..b.num_rows() {
+                let t = times.value(i);
+                assert!(
+                    s.interval.contains_millis(t),
+                    "row at {t} outside segment {}",
+                    s.interval
+                );
+                let key = (pages.value(i).to_string(), t);
+                if let Some(prev) = &last {
+                    assert!(prev <= &key, "segment {} not sorted", s.id());
+                }
+                last = Some(key);
+                rows += 1;
+            }
+            assert_eq!(pages.null_count(), 0);
+        }
+        assert_eq!(rows, s.num_rows);
+        out.push((s.interval.start, rows));
+    }
+    out.sort();
+    out
+}
+
+async fn ingest(
+    memory: Option<usize>,
+    file: &Path,
+    rps: usize,
+) -> (tempfile::TempDir, GroveContext) {
+    let dir = tempfile::tempdir().unwrap();
+    let grove = GroveContext::open_with(
+        dir.path(),
+        &GroveOptions {
+            memory_limit: memory,
+        },
+    )
+    .await
+    .unwrap();
+    grove.sql(&ingest_sql(file, rps)).await.unwrap();
+    (dir, grove)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spilling_under_a_tiny_memory_limit_gives_the_same_segments() {
+    let input = tempfile::tempdir().unwrap();
+    let file = write_rows(input.path(), 60_000);
+    let (dir_a, roomy) = ingest(None, &file, 5_000).await;
+    let (dir_b, tiny) = ingest(Some(256 << 10), &file, 5_000).await;
+
+    for grove in [&roomy, &tiny] {
+        assert_eq!(scalar(grove, "SELECT COUNT(*) FROM t").await, 60_000);
+        assert_eq!(
+            scalar(grove, "SELECT SUM(n) FROM t").await,
+            (0..60_000i64).sum::<i64>()
+        );
+        assert_eq!(
+            scalar(grove, "SELECT COUNT(DISTINCT page) FROM t").await,
+            51
+        );
+    }
+    let a = check_segments(&roomy.metadata().used_segments("t").await.unwrap());
+    let b = check_segments(&tiny.metadata().used_segments("t").await.unwrap());
+    assert_eq!(a, b, "spilling must not change how segments are cut");
+    // Three day chunks of 20,000 rows; "hot" (10,000 rows a day) is never split, so each
+    // day has one segment of at least 10,000 rows.
+    assert_eq!(a.iter().map(|(_, r)| r).sum::<u64>(), 60_000);
+    for day in [0, 1, 2] {
+        let start = 1_442_016_000_000 + day * DAY;
+        let rows: Vec<u64> = a
+            .iter()
+            .filter(|(s, _)| *s == start)
+            .map(|(_, r)| *r)
+            .collect();
+        assert!(rows.len() >= 2, "day {day}: {rows:?}");
+        assert!(rows.iter().any(|&r| r >= 10_000), "day {day}: {rows:?}");
+        assert_eq!(rows.iter().sum::<u64>(), 20_000);
+    }
+    // Spill files are gone once the statement is over.
+    for dir in [&dir_a, &dir_b] {
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp"))
+            .unwrap()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+            .collect();
+        assert!(left.is_empty(), "spill files left: {left:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_chunk_is_one_segment_and_empty_chunks_have_none() {
+    let input = tempfile::tempdir().unwrap();
+    let file = write_rows(input.path(), 3_000);
+    let (_dir, grove) = ingest(Some(64 << 10), &file, 3_000_000).await;
+    let segments = grove.metadata().used_segments("t").await.unwrap();
+    let cut = check_segments(&segments);
+    assert_eq!(cut.len(), 3, "one segment per day that has rows: {cut:?}");
+    assert!(cut.iter().all(|(_, rows)| *rows == 1_000));
+}
