@@ -32,6 +32,24 @@ pub struct GroveOptions {
     /// Bytes of memory for sorting, shuffling and query operators together; beyond it
     /// they spill to `<data dir>/tmp`. `None`: [`default_memory_limit`].
     pub memory_limit: Option<usize>,
+    /// Most workers one stage may use, whatever `maxNumTasks` asks for. `None`: the
+    /// number of cores.
+    pub max_workers: Option<usize>,
+}
+
+/// The number of cores this process may use.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// How many workers and parallel partitions a statement's stages use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StageWorkers {
+    /// `maxNumTasks - 1`, bounded by the server's worker limit.
+    pub(crate) workers: usize,
+    /// Partitions run at once: every worker gets `cores / workers` threads (at least
+    /// one), so this is `max(workers, cores)`.
+    pub(crate) partitions: usize,
 }
 
 /// A quarter of the machine's memory (1 GiB when that cannot be read).
@@ -141,6 +159,8 @@ pub struct GroveContext {
     data_dir: PathBuf,
     /// Context parameters set with `SET key = value` in this session.
     session_params: Arc<Mutex<QueryContext>>,
+    /// The server-wide bound on workers per stage.
+    max_workers: usize,
 }
 
 impl std::fmt::Debug for GroveContext {
@@ -184,7 +204,11 @@ impl GroveContext {
             .with_runtime_env(runtime)
             .with_default_features()
             .build();
-        Self::with_session(SessionContext::new_with_state(state), data_dir).await
+        let mut grove = Self::with_session(SessionContext::new_with_state(state), data_dir).await?;
+        if let Some(n) = options.max_workers {
+            grove.set_max_workers(n);
+        }
+        Ok(grove)
     }
 
     /// Builds Grove on an existing DataFusion session: registers Druid's functions, the
@@ -229,7 +253,13 @@ impl GroveContext {
             deep,
             data_dir,
             session_params: Arc::new(Mutex::new(QueryContext::new())),
+            max_workers: available_cores(),
         })
+    }
+
+    /// Bounds the workers any stage may use (at least one).
+    pub fn set_max_workers(&mut self, max_workers: usize) {
+        self.max_workers = max_workers.max(1);
     }
 
     /// Restricts what input sources may read (local directories, HTTP protocols). Without
@@ -443,6 +473,16 @@ impl GroveContext {
         let mut state = self.ctx.state();
         let opts = context.msq_options().map_err(DataFusionError::Plan)?;
         state.config_mut().options_mut().extensions.insert(opts);
+        let asked = context.max_num_tasks().map_err(DataFusionError::Plan)? - 1;
+        let workers = asked.clamp(1, self.max_workers);
+        let cores = self.ctx.state().config().target_partitions().max(1);
+        let stage = StageWorkers {
+            workers,
+            partitions: workers.max(cores),
+        };
+        let config = state.config_mut();
+        config.options_mut().execution.target_partitions = stage.partitions;
+        config.set_extension(Arc::new(stage));
         Ok(state)
     }
 }

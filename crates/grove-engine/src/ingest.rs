@@ -17,6 +17,7 @@ use grove_sql::{IngestKind, IngestPlan};
 use grove_store::{DataSegment, DeepStorage, MetadataStore, PublishMode, PublishRequest};
 use object_store::path::Path as ObjectPath;
 
+use crate::context::StageWorkers;
 use crate::stages::{ChunkOrder, IngestStages};
 use crate::task::{TaskControl, TaskPhase};
 use crate::writer::WriterConfig;
@@ -106,11 +107,17 @@ pub(crate) async fn execute_ingest(
         max_partitions: MAX_PARTITIONS,
         max_buckets: MAX_BUCKETS,
     };
+    if let Some(w) = state.config().get_extension::<StageWorkers>() {
+        progress.workers.store(w.workers as u64, Ordering::Relaxed);
+    }
     progress.set_phase(TaskPhase::Reading);
     let outcome = IngestStages {
         plan: physical,
         task_ctx: state.task_ctx(),
-        workers: state.config().target_partitions().max(1),
+        workers: state
+            .config()
+            .get_extension::<StageWorkers>()
+            .map_or(1, |w| w.partitions),
         order: ChunkOrder {
             columns: sort_columns,
         },

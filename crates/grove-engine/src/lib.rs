@@ -16,7 +16,7 @@ mod writer;
 
 pub use context::{
     DRUID_SCHEMA, GroveContext, GroveOptions, PreparedKind, PreparedStatement, StatementOutcome,
-    default_memory_limit, parse_byte_size,
+    available_cores, default_memory_limit, parse_byte_size,
 };
 pub use ingest::IngestSummary;
 pub use query::QueryResults;

@@ -356,6 +356,7 @@ impl TaskDescription {
         let write_start = progress.writing_started_ms.load(Ordering::Relaxed);
         let finished = progress.finished_ms.load(Ordering::Relaxed);
         let failed = matches!(end, TaskEnd::Failed(_));
+        let workers = progress.workers.load(Ordering::Relaxed).max(1);
         let stage_phase = |reached: bool, done: bool| -> Option<&'static str> {
             if !reached {
                 return None;
@@ -378,7 +379,7 @@ impl TaskDescription {
             let mut s = json!({"stageNumber": number, "definition": definition});
             if let Some(p) = phase_name {
                 s["phase"] = json!(p);
-                s["workerCount"] = json!(1);
+                s["workerCount"] = json!(workers);
             }
             if partitions > 0 {
                 s["partitionCount"] = json!(partitions);
@@ -402,7 +403,7 @@ impl TaskDescription {
                 "input": self.inputs,
                 "processor": {"type": "scan"},
                 "signature": self.signature(),
-                "maxWorkerCount": 1,
+                "maxWorkerCount": workers,
             });
             if let Some(i) = &self.ingest {
                 let mut columns: Vec<Value> = Vec::new();
@@ -438,7 +439,16 @@ impl TaskDescription {
                 reading_done || matches!(end, TaskEnd::Success(_)),
             ),
             self.ingest.is_some(),
-            1,
+            if self.ingest.is_some() {
+                // Stage 0's output partitions are the segments stage 1 writes; while it
+                // reads, the time chunks seen so far.
+                match progress.segments.load(Ordering::Relaxed) {
+                    0 => progress.chunks.load(Ordering::Relaxed).max(1),
+                    n => n,
+                }
+            } else {
+                1
+            },
         )];
         if let Some(i) = &self.ingest {
             let stage1_def = json!({
@@ -471,10 +481,10 @@ impl TaskDescription {
                         "transformSpec": {"filter": null, "transforms": []},
                     },
                     "columnMappings": self.columns.iter().map(|c| json!({"queryColumn": c.0, "outputColumn": c.0})).collect::<Vec<_>>(),
-                    "tuningConfig": {"maxNumWorkers": 1, "maxRowsInMemory": 100000, "rowsPerSegment": i.rows_per_segment},
+                    "tuningConfig": {"maxNumWorkers": workers, "maxRowsInMemory": 100000, "rowsPerSegment": i.rows_per_segment},
                 },
                 "signature": [],
-                "maxWorkerCount": 1,
+                "maxWorkerCount": workers,
             });
             let segments = progress.segments.load(Ordering::Relaxed);
             stages.push(stage(

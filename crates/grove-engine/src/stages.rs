@@ -24,7 +24,7 @@ use arrow::compute::{
     SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
 };
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
-use datafusion::common::runtime::SpawnedTask;
+use datafusion::common::runtime::JoinSet;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
@@ -305,21 +305,26 @@ impl IngestStages<'_> {
 
         // Stage 0: one task per partition of the SELECT.
         let partitions = self.plan.properties().partitioning.partition_count();
-        let mut readers = Vec::with_capacity(partitions);
+        let mut readers: JoinSet<Result<()>> = JoinSet::new();
         for p in 0..partitions {
             let stream = self.plan.execute(p, Arc::clone(&self.task_ctx))?;
-            let shuffle = Arc::clone(&shuffle);
-            readers.push(SpawnedTask::spawn(route_all(stream, shuffle)));
+            readers.spawn(route_all(stream, Arc::clone(&shuffle)));
         }
         let stage0 = async {
-            for reader in readers {
-                reader.join().await.map_err(|e| {
+            while let Some(done) = readers.join_next().await {
+                done.map_err(|e| {
                     DataFusionError::Execution(format!("stage 0 worker failed: {e}"))
                 })??;
             }
             Ok::<_, DataFusionError>(())
         };
-        self.control.cancelable(stage0).await?;
+        let read = self.control.cancelable(stage0).await;
+        if let Err(e) = read {
+            // Stop every reader before the buffers and spill files are dropped.
+            readers.abort_all();
+            while readers.join_next().await.is_some() {}
+            return Err(e);
+        }
         let chunks = {
             let mut state = shuffle
                 .state
@@ -329,6 +334,11 @@ impl IngestStages<'_> {
         };
         let rows_in = shuffle.rows_in.load(Ordering::Relaxed);
         let spilled_rows = shuffle.spilled_rows.load(Ordering::Relaxed);
+        let progress = &self.control.progress;
+        progress
+            .chunks
+            .store(chunks.len() as u64, Ordering::Relaxed);
+        progress.rows_spilled.store(spilled_rows, Ordering::Relaxed);
         self.control
             .progress
             .set_phase(crate::task::TaskPhase::Writing);
@@ -351,28 +361,48 @@ impl IngestStages<'_> {
         };
         drop(shuffle);
         let ctx = Arc::new(ctx);
-        let mut running = futures::stream::iter(jobs.into_iter().map(|(interval, chunk)| {
-            let ctx = Arc::clone(&ctx);
-            async move {
-                SpawnedTask::spawn(async move { ctx.write_chunk(interval, chunk).await })
-                    .join()
-                    .await
-                    .map_err(|e| {
-                        DataFusionError::Execution(format!("stage 1 worker failed: {e}"))
-                    })?
+        let mut queue = jobs.into_iter();
+        let mut running: JoinSet<Result<(Interval, Vec<NewSegment>)>> = JoinSet::new();
+        let mut spawn_next = |running: &mut JoinSet<_>| {
+            if let Some((interval, chunk)) = queue.next() {
+                let ctx = Arc::clone(&ctx);
+                running.spawn(async move { ctx.write_chunk(interval, chunk).await });
             }
-        }))
-        .buffer_unordered(self.workers.max(1));
-        let mut written: Vec<(Interval, Vec<NewSegment>)> = Vec::new();
-        let stage1 = async {
-            while let Some(result) = running.next().await {
-                written.push(result?);
-            }
-            Ok::<_, DataFusionError>(())
         };
-        let outcome = self.control.cancelable(stage1).await;
-        drop(running);
+        for _ in 0..self.workers.max(1) {
+            spawn_next(&mut running);
+        }
+        let mut written: Vec<(Interval, Vec<NewSegment>)> = Vec::new();
+        let outcome = loop {
+            let next = tokio::select! {
+                _ = self.control.cancel.cancelled() => break Err(MsqFault::Canceled {
+                    reason: grove_common::fault::CancelReason::TaskShutdown,
+                }
+                .into()),
+                next = running.join_next() => next,
+            };
+            match next {
+                None => break Ok(()),
+                Some(Ok(Ok(done))) => {
+                    written.push(done);
+                    spawn_next(&mut running);
+                }
+                Some(Ok(Err(e))) => break Err(e),
+                Some(Err(e)) => {
+                    break Err(DataFusionError::Execution(format!(
+                        "stage 1 worker failed: {e}"
+                    )));
+                }
+            }
+        };
         if let Err(e) = outcome {
+            // Let every writer stop before deleting what they wrote.
+            running.abort_all();
+            while let Some(done) = running.join_next().await {
+                if let Ok(Ok(chunk)) = done {
+                    written.push(chunk);
+                }
+            }
             let paths: Vec<_> = written
                 .iter()
                 .flat_map(|(_, s)| {

@@ -53,6 +53,12 @@ pub struct TaskProgress {
     pub segments: AtomicU64,
     /// Rows in published segments.
     pub rows_pushed: AtomicU64,
+    /// Workers the stages use (`maxNumTasks - 1`, bounded by the server); 0 before.
+    pub workers: AtomicU64,
+    /// Time chunks stage 0 produced (stage 1's partitions are cut from them).
+    pub chunks: AtomicU64,
+    /// Rows stage 0 had to spill to disk to stay in the memory budget.
+    pub rows_spilled: AtomicU64,
     /// Counters of every EXTERN scan in the plan, once planned.
     scans: Mutex<Vec<Arc<ScanCounters>>>,
 }

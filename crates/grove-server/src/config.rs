@@ -37,6 +37,9 @@ pub struct ServerConfig {
     /// Memory budget for sorting, shuffling and queries, e.g. "2GiB" (default: a quarter
     /// of the machine's memory); beyond it work spills to `<data_dir>/tmp`.
     pub memory_limit: Option<String>,
+    /// Most workers a stage may use, whatever `maxNumTasks` asks (default: the number of
+    /// cores).
+    pub max_workers: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             allow_local_dirs: Vec::new(),
             allowed_protocols: Vec::new(),
             memory_limit: None,
+            max_workers: None,
         }
     }
 }
@@ -78,6 +82,7 @@ pub async fn serve(
             .map(parse_byte_size)
             .transpose()
             .map_err(|e| format!("memory_limit: {e}"))?,
+        max_workers: config.max_workers,
     };
     let grove = GroveContext::open_with(&config.data_dir, &options).await?;
     let local_dirs = if config.allow_local_dirs.is_empty() {

@@ -26,8 +26,8 @@ enum Command {
     /// Serve Druid's SQL task API (POST /druid/v2/sql/task, /druid/indexer/v1/task/...).
     Serve {
         /// TOML config file (host, port, data_dir, task_slots, lock_timeout_ms,
-        /// max_body_bytes, allow_local_dirs, allowed_protocols, memory_limit); flags
-        /// override it.
+        /// max_body_bytes, allow_local_dirs, allowed_protocols, memory_limit,
+        /// max_workers); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Address to bind [default: 127.0.0.1].
@@ -53,6 +53,10 @@ enum Command {
         /// a quarter of RAM]; beyond it work spills to disk under the data directory.
         #[arg(long, value_name = "SIZE")]
         memory_limit: Option<String>,
+        /// Most workers one stage may use, whatever maxNumTasks asks [default: the number
+        /// of cores].
+        #[arg(long, value_name = "N")]
+        max_workers: Option<usize>,
     },
     /// Run Druid SQL statements (INSERT, REPLACE, SELECT, SET) on a data directory.
     Sql {
@@ -124,6 +128,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             allow_local_dirs,
             allowed_protocols,
             memory_limit,
+            max_workers,
         } => {
             let mut cfg = match config {
                 Some(path) => ServerConfig::from_file(&path)?,
@@ -149,6 +154,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             if memory_limit.is_some() {
                 cfg.memory_limit = memory_limit;
+            }
+            if max_workers.is_some() {
+                cfg.max_workers = max_workers;
             }
             grove_server::serve(cfg, shutdown_signal(), |addr| {
                 println!("grove listening on http://{addr}");
@@ -176,6 +184,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     .map(grove_engine::parse_byte_size)
                     .transpose()
                     .map_err(|e| format!("--memory-limit: {e}"))?,
+                max_workers: None,
             };
             let grove = GroveContext::open_with(&data_dir, &options).await?;
             let mut out = std::io::stdout().lock();

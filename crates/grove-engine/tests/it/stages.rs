@@ -5,7 +5,10 @@ use std::path::Path;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::TimestampMillisecondType;
-use grove_engine::{GroveContext, GroveOptions};
+use std::sync::atomic::Ordering::Relaxed;
+
+use grove_common::{MsqFault, QueryContext};
+use grove_engine::{GroveContext, GroveOptions, TaskControl, TaskPhase};
 use grove_store::DataSegment;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -106,6 +109,7 @@ async fn ingest(
         dir.path(),
         &GroveOptions {
             memory_limit: memory,
+            max_workers: None,
         },
     )
     .await
@@ -169,4 +173,119 @@ async fn a_small_chunk_is_one_segment_and_empty_chunks_have_none() {
     let cut = check_segments(&segments);
     assert_eq!(cut.len(), 3, "one segment per day that has rows: {cut:?}");
     assert!(cut.iter().all(|(_, rows)| *rows == 1_000));
+}
+
+/// Starts an ingest of `rows` rows and cancels it once it reaches `phase`: the Canceled
+/// fault, nothing published, no segment or spill file left.
+async fn cancel_in(phase: TaskPhase, memory: Option<usize>) {
+    let input = tempfile::tempdir().unwrap();
+    let file = write_rows(input.path(), 200_000);
+    let dir = tempfile::tempdir().unwrap();
+    let grove = GroveContext::open_with(
+        dir.path(),
+        &GroveOptions {
+            memory_limit: memory,
+            max_workers: None,
+        },
+    )
+    .await
+    .unwrap();
+    let prepared = grove
+        .prepare(&ingest_sql(&file, 1_000), &QueryContext::new())
+        .await
+        .unwrap();
+    let control = TaskControl::new();
+    let watcher = control.clone();
+    let canceler = tokio::spawn(async move {
+        while watcher.progress.phase() < phase {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        watcher.cancel.cancel();
+    });
+    let err = grove.run_ingest(&prepared, &control).await.unwrap_err();
+    canceler.await.unwrap();
+    assert_eq!(
+        MsqFault::find(&err).map(|f| f.error_code()),
+        Some("Canceled"),
+        "{err}"
+    );
+    assert!(grove.metadata().all_segments("t").await.unwrap().is_empty());
+    let files: Vec<_> = walk(&dir.path().join("segments"));
+    assert!(
+        files.is_empty(),
+        "files left after cancel in {phase:?}: {files:?}"
+    );
+    // Spill files go when the last reader of each drops it; readers of a canceled merge
+    // stop asynchronously, within moments.
+    let mut spill: Vec<_> = walk(&dir.path().join("tmp"));
+    for _ in 0..100 {
+        if spill.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        spill = walk(&dir.path().join("tmp"));
+    }
+    assert!(spill.is_empty(), "spill files left: {spill:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_reading() {
+    cancel_in(TaskPhase::Reading, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_reading_and_spilling() {
+    cancel_in(TaskPhase::Reading, Some(512 << 10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_writing() {
+    cancel_in(TaskPhase::Writing, Some(512 << 10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_agree_with_the_segments() {
+    let input = tempfile::tempdir().unwrap();
+    let file = write_rows(input.path(), 30_000);
+    let dir = tempfile::tempdir().unwrap();
+    let grove = GroveContext::open(dir.path()).await.unwrap();
+    let prepared = grove
+        .prepare(&ingest_sql(&file, 4_000), &QueryContext::new())
+        .await
+        .unwrap();
+    let control = TaskControl::new();
+    let summary = grove.run_ingest(&prepared, &control).await.unwrap();
+    let p = &control.progress;
+    let scans = p.scans();
+    let read: u64 = scans.iter().map(|s| s.rows.load(Relaxed)).sum();
+    let bytes: u64 = scans.iter().map(|s| s.bytes.load(Relaxed)).sum();
+    assert_eq!(read, 30_000, "rows read");
+    assert_eq!(bytes, std::fs::metadata(&file).unwrap().len(), "bytes read");
+    assert_eq!(p.rows_out.load(Relaxed), 30_000, "rows written");
+    assert_eq!(p.rows_pushed.load(Relaxed), 30_000, "rows published");
+    assert_eq!(summary.rows, 30_000);
+    assert_eq!(p.chunks.load(Relaxed), 3);
+    assert_eq!(p.segments.load(Relaxed), summary.segments.len() as u64);
+    let on_disk: u64 = summary.segments.iter().map(|s| s.size).sum();
+    assert_eq!(p.bytes_out.load(Relaxed), on_disk, "bytes written");
+    assert_eq!(
+        summary.segments.iter().map(|s| s.num_rows).sum::<u64>(),
+        30_000
+    );
 }
