@@ -16,6 +16,9 @@ datafusion::common::extensions_options! {
         pub rows_per_segment: usize, default = 3_000_000
         /// Default time zone of Druid's time functions (Druid's `sqlTimeZone`).
         pub sql_time_zone: String, default = "UTC".to_string()
+        /// Druid's `finalizeAggregations`: when false, INSERT/REPLACE stores aggregators'
+        /// intermediate form (for example an HLL sketch) instead of their final value.
+        pub finalize_aggregations: bool, default = true
     }
 }
 
@@ -192,6 +195,7 @@ impl QueryContext {
             sql_time_zone: self
                 .get_str(keys::SQL_TIME_ZONE)?
                 .unwrap_or_else(|| "UTC".to_string()),
+            finalize_aggregations: self.finalize_aggregations()?,
         })
     }
 
@@ -270,6 +274,14 @@ mod tests {
         assert!(!c.fail_on_empty_insert().unwrap());
         assert_eq!(c.max_parse_exceptions().unwrap(), Some(0));
         assert_eq!(c.max_num_tasks().unwrap(), 2);
+        assert!(c.msq_options().unwrap().finalize_aggregations);
+    }
+
+    #[test]
+    fn finalize_aggregations_reaches_engine_options() {
+        let c = ctx(json!({"finalizeAggregations": false})).unwrap();
+        assert!(!c.finalize_aggregations().unwrap());
+        assert!(!c.msq_options().unwrap().finalize_aggregations);
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub enum StorageType {
     Time,
     /// A regular Druid column.
     Column(DruidType),
+    /// A complex column (Arrow `Binary`), such as an HLL sketch.
+    Complex(ComplexType),
 }
 
 impl StorageType {
@@ -100,6 +102,7 @@ impl StorageType {
         match self {
             Self::Time => TIMESTAMP_TYPE,
             Self::Column(t) => t.arrow_type(),
+            Self::Complex(t) => t.arrow_type(),
         }
     }
 
@@ -108,6 +111,7 @@ impl StorageType {
         match self {
             Self::Time => "LONG",
             Self::Column(t) => t.native_name(),
+            Self::Complex(t) => t.native_name(),
         }
     }
 
@@ -116,8 +120,94 @@ impl StorageType {
         match self {
             Self::Time => "TIMESTAMP",
             Self::Column(t) => t.sql_name(),
+            Self::Complex(t) => t.native_name(),
         }
     }
+}
+
+/// A Druid complex column type Grove can store. Values are opaque bytes (Arrow
+/// `Binary`); the field carries [`COMPLEX_TYPE_KEY`] metadata naming the type, so a
+/// sketch column is told apart from arbitrary binary data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ComplexType {
+    /// `COMPLEX<HLLSketch>`: a serialized Apache DataSketches HLL sketch.
+    HllSketch,
+}
+
+/// Arrow field metadata key naming a column's [`ComplexType`] (`HLLSketch`).
+pub const COMPLEX_TYPE_KEY: &str = "druid.complexType";
+
+impl ComplexType {
+    /// The type name inside `COMPLEX<...>`: `HLLSketch`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::HllSketch => "HLLSketch",
+        }
+    }
+
+    /// Druid's native (and SQL) type name: `COMPLEX<HLLSketch>`.
+    pub fn native_name(&self) -> &'static str {
+        match self {
+            Self::HllSketch => "COMPLEX<HLLSketch>",
+        }
+    }
+
+    /// Parses `COMPLEX<HLLSketch>` or `HLLSketch`, case-insensitively.
+    pub fn parse(name: &str) -> Option<Self> {
+        let t = name.trim();
+        let inner = t
+            .get(..8)
+            .filter(|p| p.eq_ignore_ascii_case("COMPLEX<"))
+            .and_then(|_| t[8..].strip_suffix('>'))
+            .unwrap_or(t);
+        inner
+            .trim()
+            .eq_ignore_ascii_case("HLLSketch")
+            .then_some(Self::HllSketch)
+    }
+
+    /// The Arrow type values are stored as.
+    pub fn arrow_type(&self) -> DataType {
+        DataType::Binary
+    }
+
+    /// A field of this type: Arrow `Binary` with [`COMPLEX_TYPE_KEY`] metadata.
+    pub fn field(&self, name: impl Into<String>, nullable: bool) -> Field {
+        Field::new(name, self.arrow_type(), nullable)
+            .with_metadata([(COMPLEX_TYPE_KEY.to_string(), self.type_name().to_string())].into())
+    }
+
+    /// The complex type a field holds: a binary field marked with [`COMPLEX_TYPE_KEY`].
+    pub fn of_field(field: &Field) -> Option<Self> {
+        if !matches!(
+            field.data_type(),
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+        ) {
+            return None;
+        }
+        field
+            .metadata()
+            .get(COMPLEX_TYPE_KEY)
+            .and_then(|t| Self::parse(t))
+    }
+}
+
+impl fmt::Display for ComplexType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.native_name())
+    }
+}
+
+/// How an output field of an ingest query is stored: like [`storage_type_for`], and
+/// complex columns (binary fields marked by [`ComplexType::field`]) too. Unmarked
+/// binary fields are not storable.
+pub fn storage_type_for_field(field: &Field) -> Option<StorageType> {
+    if field.name() != TIME_COLUMN
+        && let Some(complex) = ComplexType::of_field(field)
+    {
+        return Some(StorageType::Complex(complex));
+    }
+    storage_type_for(field.name(), field.data_type())
 }
 
 /// Decides how an output column of an ingest query is stored, Druid's way: integers,
@@ -255,5 +345,41 @@ mod tests {
             Some(StorageType::Column(DruidType::Double))
         );
         assert_eq!(storage_type_for("x", &DataType::Binary), None);
+    }
+
+    #[test]
+    fn complex_types() {
+        assert_eq!(
+            ComplexType::parse("COMPLEX<HLLSketch>"),
+            Some(ComplexType::HllSketch)
+        );
+        assert_eq!(
+            ComplexType::parse("complex<hllsketch>"),
+            Some(ComplexType::HllSketch)
+        );
+        assert_eq!(
+            ComplexType::parse("HLLSketch"),
+            Some(ComplexType::HllSketch)
+        );
+        assert_eq!(ComplexType::parse("COMPLEX<json>"), None);
+        assert_eq!(ComplexType::parse("COMPLEX<"), None);
+        let field = ComplexType::HllSketch.field("s", true);
+        assert_eq!(field.data_type(), &DataType::Binary);
+        assert_eq!(ComplexType::of_field(&field), Some(ComplexType::HllSketch));
+        assert_eq!(
+            ComplexType::of_field(&Field::new("s", DataType::Binary, true)),
+            None
+        );
+        assert_eq!(ComplexType::HllSketch.to_string(), "COMPLEX<HLLSketch>");
+        let storage = storage_type_for_field(&field);
+        assert_eq!(storage, Some(StorageType::Complex(ComplexType::HllSketch)));
+        assert_eq!(
+            storage.map(|s| (s.native_name(), s.arrow_type())),
+            Some(("COMPLEX<HLLSketch>", DataType::Binary))
+        );
+        assert_eq!(
+            storage_type_for_field(&Field::new("s", DataType::Binary, true)),
+            None
+        );
     }
 }

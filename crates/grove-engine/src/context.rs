@@ -231,6 +231,9 @@ impl GroveContext {
         for udf in grove_sql::functions::all() {
             ctx.register_udf(Arc::unwrap_or_clone(udf));
         }
+        for udaf in grove_sql::functions::aggregates() {
+            ctx.register_udaf(Arc::unwrap_or_clone(udaf));
+        }
         ctx.register_relation_planner(Arc::new(ExternRelationPlanner))?;
         let catalog = MemoryCatalogProvider::new();
         catalog.register_schema(

@@ -14,7 +14,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::LogicalPlan;
 use grove_common::time::format_millis;
-use grove_common::types::{StorageType, TIME_COLUMN, sql_type_name};
+use grove_common::types::{TIME_COLUMN, sql_type_name};
 use grove_common::{Interval, MsqFault};
 use grove_input::ExternTable;
 use grove_sql::IngestKind;
@@ -104,10 +104,7 @@ impl PreparedStatement {
                     .iter()
                     .map(|f| {
                         let native = grove_common::types::storage_type_for(f.name(), f.data_type())
-                            .map(|t| match t {
-                                StorageType::Time => "LONG",
-                                StorageType::Column(c) => c.native_name(),
-                            })
+                            .map(|t| t.native_name())
                             .unwrap_or("COMPLEX");
                         (
                             f.name().clone(),

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 
 use crate::columnar::{ColumnarKind, read_columnar};
+use crate::flatjson::FlatJsonDecoder;
 use crate::flatten::{FlattenSpec, Flattener};
 use crate::split::InputSplit;
 
@@ -420,6 +421,8 @@ pub(crate) fn read_line_blocks(
 
 /// Decodes JSON line blocks into batches of `schema`, applying a flattenSpec when given.
 pub(crate) struct JsonBlockDecoder {
+    /// Flat rows into primitive columns; `None` when the schema has other types.
+    flat: Option<FlatJsonDecoder>,
     decoder: arrow::json::reader::Decoder,
     flattener: Option<Flattener>,
     schema: SchemaRef,
@@ -438,6 +441,7 @@ impl JsonBlockDecoder {
             .transpose()?
             .filter(|f| !f.is_identity());
         Ok(Self {
+            flat: FlatJsonDecoder::try_new(schema),
             decoder: new_json_decoder(schema, batch_size)?,
             flattener,
             schema: Arc::clone(schema),
@@ -453,6 +457,11 @@ impl JsonBlockDecoder {
     ) -> Result<Option<RecordBatch>> {
         let split = &block.split;
         if self.flattener.is_none() {
+            if let Some(flat) = self.flat.as_mut()
+                && let Some(batch) = flat.decode(&block.bytes)
+            {
+                return Ok(Some(batch));
+            }
             let fast = self.decoder.decode(&block.bytes).and_then(|consumed| {
                 if consumed == block.bytes.len() {
                     self.decoder.flush()

@@ -8,6 +8,7 @@
 //! scan is an [`ExternScanExec`], a plain DataFusion operator.
 
 mod columnar;
+mod flatjson;
 mod flatten;
 mod format;
 mod policy;

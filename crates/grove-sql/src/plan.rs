@@ -9,9 +9,13 @@ use datafusion::common::{Column, DFSchema, DataFusionError, Result, ScalarValue,
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, col, lit};
 use datafusion::sql::parser::Statement as DFStatement;
-use datafusion::sql::sqlparser::ast::{SetExpr, Statement};
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, Ident, ObjectName, Query, SelectItem, SetExpr, Statement,
+};
 use grove_common::fault::{MAX_CLUSTERED_BY_COLUMNS, MAX_COLUMNS};
-use grove_common::types::{DruidType, StorageType, TIME_COLUMN, storage_type_for};
+use grove_common::types::{
+    ComplexType, DruidType, StorageType, TIME_COLUMN, storage_type_for, storage_type_for_field,
+};
 use grove_common::{Granularity, Interval, MsqFault};
 
 use crate::overwrite::overwrite_intervals_in;
@@ -51,6 +55,9 @@ pub async fn plan_ingest(state: &SessionState, stmt: &IngestStatement) -> Result
     let zone = session_zone(state);
     let mut query = stmt.query.clone();
     crate::rewrite::apply_time_zone(query.as_mut(), &zone)?;
+    if !finalize_aggregations(state) {
+        unfinalize_aggregations(query.as_mut());
+    }
     let body = state
         .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(query))))
         .await?;
@@ -101,10 +108,13 @@ pub async fn plan_ingest(state: &SessionState, stmt: &IngestStatement) -> Result
     let mut columns = Vec::with_capacity(schema.fields().len() + 1);
     let mut exprs = Vec::with_capacity(schema.fields().len() + 1);
     for (qualifier, field) in schema.iter() {
-        let Some(storage) = storage_type_for(field.name(), field.data_type()) else {
+        let Some(storage) = storage_type_for_field(field) else {
             return Err(MsqFault::ColumnTypeNotSupported {
                 column_name: field.name().clone(),
-                column_type: field.data_type().to_string(),
+                column_type: match ComplexType::of_field(field) {
+                    Some(complex) => complex.native_name().to_string(),
+                    None => field.data_type().to_string(),
+                },
             }
             .into());
         };
@@ -166,6 +176,61 @@ pub fn session_zone(state: &SessionState) -> grove_common::time::Zone {
         .unwrap_or(grove_common::time::Zone::UTC)
 }
 
+/// Druid's `finalizeAggregations` for this statement (true unless set to false).
+fn finalize_aggregations(state: &SessionState) -> bool {
+    state
+        .config()
+        .options()
+        .extensions
+        .get::<grove_common::context::MsqOptions>()
+        .is_none_or(|o| o.finalize_aggregations)
+}
+
+/// Aggregators whose stored (non-finalized) form differs from their result, and the
+/// function that computes that form: Druid stores the sketch of
+/// `APPROX_COUNT_DISTINCT_DS_HLL`, which is what `DS_HLL` returns.
+const UNFINALIZED_FORMS: &[(&str, &str)] = &[("approx_count_distinct_ds_hll", "DS_HLL")];
+
+/// `finalizeAggregations: false`: each top-level SELECT item that is a call of an
+/// aggregator in [`UNFINALIZED_FORMS`] (optionally aliased or parenthesized) computes
+/// the aggregator's intermediate form instead, so the column can be re-aggregated
+/// later. Aggregators inside expressions keep their final values, as Druid's do.
+fn unfinalize_aggregations(query: &mut Query) {
+    match query.body.as_mut() {
+        SetExpr::Select(select) => {
+            for item in &mut select.projection {
+                if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item
+                {
+                    unfinalize_call(e);
+                }
+            }
+        }
+        SetExpr::Query(inner) => unfinalize_aggregations(inner),
+        _ => {}
+    }
+}
+
+fn unfinalize_call(expr: &mut SqlExpr) {
+    match expr {
+        SqlExpr::Nested(inner) => unfinalize_call(inner),
+        SqlExpr::Function(f) if f.over.is_none() => {
+            let [part] = f.name.0.as_slice() else {
+                return;
+            };
+            let Some(ident) = part.as_ident() else {
+                return;
+            };
+            if let Some((_, form)) = UNFINALIZED_FORMS
+                .iter()
+                .find(|(name, _)| ident.value.eq_ignore_ascii_case(name))
+            {
+                f.name = ObjectName::from(vec![Ident::new(*form)]);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Query shapes Druid's MSQ engine refuses with `QueryNotSupported`.
 fn check_supported(stmt: &IngestStatement) -> Result<()> {
     use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, visit_expressions};
@@ -187,7 +252,6 @@ fn check_supported(stmt: &IngestStatement) -> Result<()> {
 
 /// Catches `SELECT a AS x, b AS x` before DataFusion reports it in its own words.
 fn check_duplicate_aliases(stmt: &IngestStatement) -> Result<()> {
-    use datafusion::sql::sqlparser::ast::SelectItem;
     let SetExpr::Select(select) = stmt.query.body.as_ref() else {
         return Ok(());
     };
@@ -273,4 +337,110 @@ fn resolve_cluster_by(
         Vec::new()
     };
     Ok((exprs, range_dimensions))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::prelude::{SessionConfig, SessionContext};
+    use grove_common::context::MsqOptions;
+
+    use super::*;
+    use crate::statement::{DruidStatement, parse_statement};
+
+    const REPLACE: &str = "REPLACE INTO t OVERWRITE ALL \
+        SELECT TIMESTAMP '2000-01-01 00:00:00' AS __time, g, \
+          APPROX_COUNT_DISTINCT_DS_HLL(x) AS u, \
+          (APPROX_COUNT_DISTINCT_DS_HLL(x, 14)) AS u14, \
+          APPROX_COUNT_DISTINCT_DS_HLL(x) + 1 AS u_plus_one \
+        FROM (VALUES ('a', 1), ('b', 1), ('a', 2)) AS v(x, g) GROUP BY g \
+        PARTITIONED BY ALL";
+
+    async fn plan(sql: &str, finalize: bool) -> Result<IngestPlan> {
+        let mut opts = MsqOptions::default();
+        opts.finalize_aggregations = finalize;
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_option_extension(opts));
+        crate::functions::register_all(&ctx);
+        let DruidStatement::Ingest(stmt) = parse_statement(sql)? else {
+            return plan_err!("not an ingest");
+        };
+        plan_ingest(&ctx.state(), &stmt).await
+    }
+
+    #[test]
+    fn unfinalizes_only_top_level_calls() {
+        let DruidStatement::Ingest(stmt) = parse_statement(REPLACE).expect("parses") else {
+            panic!("not an ingest")
+        };
+        let mut query = stmt.query.clone();
+        unfinalize_aggregations(&mut query);
+        let sql = query.to_string();
+        assert!(sql.contains("DS_HLL(x) AS u,"), "{sql}");
+        assert!(sql.contains("(DS_HLL(x, 14)) AS u14"), "{sql}");
+        assert!(
+            sql.contains("APPROX_COUNT_DISTINCT_DS_HLL(x) + 1 AS u_plus_one"),
+            "{sql}"
+        );
+    }
+
+    #[tokio::test]
+    async fn finalized_by_default() {
+        let plan = plan(REPLACE, true).await.expect("plans");
+        let types: Vec<_> = plan
+            .columns
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.native_name()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("__time", "LONG"),
+                ("g", "LONG"),
+                ("u", "LONG"),
+                ("u14", "LONG"),
+                ("u_plus_one", "LONG")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn not_finalized_stores_sketches() {
+        let plan = plan(REPLACE, false).await.expect("plans");
+        let types: Vec<_> = plan
+            .columns
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.native_name()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("__time", "LONG"),
+                ("g", "LONG"),
+                ("u", "COMPLEX<HLLSketch>"),
+                ("u14", "COMPLEX<HLLSketch>"),
+                ("u_plus_one", "LONG")
+            ]
+        );
+        let u = plan
+            .input
+            .schema()
+            .field_with_unqualified_name("u")
+            .expect("u");
+        assert_eq!(ComplexType::of_field(u), Some(ComplexType::HllSketch));
+    }
+
+    #[tokio::test]
+    async fn plain_binary_is_not_storable() {
+        let e = plan(
+            "INSERT INTO t SELECT TIMESTAMP '2000-01-01 00:00:00' AS __time, \
+             CAST('abc' AS BYTEA) AS b PARTITIONED BY ALL",
+            true,
+        )
+        .await
+        .expect_err("binary");
+        assert!(
+            e.to_string()
+                .contains("Cannot handle column [b] with type [Binary]"),
+            "{e}"
+        );
+    }
 }

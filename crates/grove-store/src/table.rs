@@ -22,7 +22,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use grove_common::Interval;
 use grove_common::time::{ETERNITY_END, ETERNITY_START};
-use grove_common::types::{DruidType, TIME_COLUMN, TIMESTAMP_TYPE};
+use grove_common::types::{ComplexType, DruidType, TIME_COLUMN, TIMESTAMP_TYPE};
 
 use crate::deep::DeepStorage;
 use crate::metadata::MetadataStore;
@@ -49,8 +49,15 @@ fn version_newer(a: &str, b: &str) -> bool {
 
 /// The schema of a datasource: the union of its segments' columns, `__time` first.
 /// Where segments disagree on a type, the wider one wins (LONG < FLOAT < DOUBLE < STRING).
+/// Complex columns (`COMPLEX<HLLSketch>`) are binary fields marked with their type; a
+/// column that is complex in one segment and primitive in another keeps the first type
+/// seen.
 pub fn union_schema(segments: &[DataSegment]) -> SchemaRef {
-    let mut columns: Vec<(String, DruidType)> = Vec::new();
+    enum ColumnType {
+        Primitive(DruidType),
+        Complex(ComplexType),
+    }
+    let mut columns: Vec<(String, ColumnType)> = Vec::new();
     let mut has_time = false;
     for seg in segments {
         for c in &seg.columns {
@@ -58,11 +65,21 @@ pub fn union_schema(segments: &[DataSegment]) -> SchemaRef {
                 has_time = true;
                 continue;
             }
-            let Some(t) = DruidType::parse(&c.native_type) else {
-                continue;
+            let t = match (
+                DruidType::parse(&c.native_type),
+                ComplexType::parse(&c.native_type),
+            ) {
+                (Some(t), _) => ColumnType::Primitive(t),
+                (None, Some(t)) => ColumnType::Complex(t),
+                (None, None) => continue,
             };
             match columns.iter_mut().find(|(n, _)| n == &c.name) {
-                Some((_, existing)) => *existing = wider(*existing, t),
+                Some((_, ColumnType::Primitive(existing))) => {
+                    if let ColumnType::Primitive(t) = t {
+                        *existing = wider(*existing, t);
+                    }
+                }
+                Some((_, ColumnType::Complex(_))) => {}
                 None => columns.push((c.name.clone(), t)),
             }
         }
@@ -71,11 +88,10 @@ pub fn union_schema(segments: &[DataSegment]) -> SchemaRef {
     if has_time || segments.is_empty() {
         fields.push(Field::new(TIME_COLUMN, TIMESTAMP_TYPE, false));
     }
-    fields.extend(
-        columns
-            .into_iter()
-            .map(|(n, t)| Field::new(n, t.arrow_type(), true)),
-    );
+    fields.extend(columns.into_iter().map(|(n, t)| match t {
+        ColumnType::Primitive(t) => Field::new(n, t.arrow_type(), true),
+        ColumnType::Complex(t) => t.field(n, true),
+    }));
     Arc::new(Schema::new(fields))
 }
 

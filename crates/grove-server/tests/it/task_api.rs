@@ -101,7 +101,8 @@ async fn ingest_task_endpoints_have_druid_shapes() {
         def0["shuffleSpec"]["clusterBy"]["columns"][1]["columnName"],
         "page"
     );
-    assert_eq!(def0["maxWorkerCount"], 1);
+    // maxNumTasks 3: the controller and two workers.
+    assert_eq!(def0["maxWorkerCount"], 2);
     assert_eq!(
         stages[1]["definition"]["processor"]["type"],
         "segmentGenerator"

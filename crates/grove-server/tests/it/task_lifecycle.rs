@@ -55,7 +55,9 @@ async fn twenty_concurrent_inserts_lose_no_rows() {
 #[tokio::test]
 async fn shutdown_cancels_promptly_and_publishes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let input = big_file(dir.path(), 1_500_000);
+    // Big enough that the ingest is still running when the shutdown arrives, now that
+    // every core decodes.
+    let input = big_file(dir.path(), 6_000_000);
     let data = dir.path().join("data");
     let server = TestServer::spawn(&data, |c| c.task_slots = 1).await;
     let id = server

@@ -1,4 +1,5 @@
-//! Druid's SQL time functions as DataFusion scalar UDFs.
+//! Druid's SQL functions as DataFusion UDFs: the time functions (scalar) and the
+//! DataSketches HLL functions (aggregate and scalar).
 //!
 //! | SQL | struct | returns |
 //! |---|---|---|
@@ -10,6 +11,11 @@
 //! | `TIME_EXTRACT(ts, unit[, tz])` | [`TimeExtractFunc`] | `Int64` |
 //! | `MILLIS_TO_TIMESTAMP(n)` | [`MillisToTimestampFunc`] | `Timestamp(ms)` |
 //! | `TIMESTAMP_TO_MILLIS(ts)` | [`TimestampToMillisFunc`] | `Int64` |
+//! | `APPROX_COUNT_DISTINCT_DS_HLL(expr[, lgK[, tgtHllType]])` (aggregate) | [`ApproxCountDistinctDsHllFunc`] | `Int64` |
+//! | `DS_HLL(expr[, lgK[, tgtHllType]])` (aggregate) | [`DsHllFunc`] | `Binary` (`COMPLEX<HLLSketch>`) |
+//! | `HLL_SKETCH_ESTIMATE(sketch[, round])` | [`HllSketchEstimateFunc`] | `Float64` |
+//! | `HLL_SKETCH_UNION([lgK, tgtHllType,] sketch, ...)` | [`HllSketchUnionFunc`] | `Binary` (`COMPLEX<HLLSketch>`) |
+//! | `HLL_SKETCH_TO_STRING(sketch)` | [`HllSketchToStringFunc`] | `Utf8` |
 //!
 //! Timestamps are instants: any Arrow timestamp unit is accepted and its zone
 //! label ignored; results are `Timestamp(Millisecond, None)` (UTC by
@@ -18,8 +24,15 @@
 //! Invalid literals are planning errors. NULL inputs give NULL, and so do
 //! strings `TIME_PARSE` cannot parse. Calendar arithmetic comes from
 //! [`grove_common::time`].
+//!
+//! HLL sketches are Apache DataSketches sketches (the `datasketches` crate),
+//! exchanged as their serialized bytes; see the `hll` module for how values are
+//! hashed.
 
 mod args;
+mod ds_hll;
+mod hll;
+mod hll_sketch;
 mod joda;
 mod millis;
 mod time_extract;
@@ -30,9 +43,11 @@ mod time_shift;
 
 use std::sync::Arc;
 
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
+pub use ds_hll::{ApproxCountDistinctDsHllFunc, DsHllFunc};
+pub use hll_sketch::{HllSketchEstimateFunc, HllSketchToStringFunc, HllSketchUnionFunc};
 pub use millis::{MillisToTimestampFunc, TimestampToMillisFunc};
 pub use time_extract::TimeExtractFunc;
 pub use time_floor::{TimeCeilFunc, TimeFloorFunc};
@@ -40,7 +55,7 @@ pub use time_format::TimeFormatFunc;
 pub use time_parse::TimeParseFunc;
 pub use time_shift::TimeShiftFunc;
 
-/// Every Druid time function, ready to register.
+/// Every Druid scalar function (time and HLL sketch functions), ready to register.
 pub fn all() -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::new_from_impl(TimeParseFunc::new())),
@@ -51,19 +66,35 @@ pub fn all() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::new_from_impl(TimeExtractFunc::new())),
         Arc::new(ScalarUDF::new_from_impl(MillisToTimestampFunc::new())),
         Arc::new(ScalarUDF::new_from_impl(TimestampToMillisFunc::new())),
+        Arc::new(ScalarUDF::new_from_impl(HllSketchEstimateFunc::new())),
+        Arc::new(ScalarUDF::new_from_impl(HllSketchUnionFunc::new())),
+        Arc::new(ScalarUDF::new_from_impl(HllSketchToStringFunc::new())),
     ]
 }
 
-/// Registers every function from [`all`] on `ctx`.
+/// Every Druid aggregate function, ready to register.
+pub fn aggregates() -> Vec<Arc<AggregateUDF>> {
+    vec![
+        Arc::new(AggregateUDF::new_from_impl(
+            ApproxCountDistinctDsHllFunc::new(),
+        )),
+        Arc::new(AggregateUDF::new_from_impl(DsHllFunc::new())),
+    ]
+}
+
+/// Registers every function from [`all`] and [`aggregates`] on `ctx`.
 pub fn register_all(ctx: &SessionContext) {
     for udf in all() {
         ctx.register_udf(Arc::unwrap_or_clone(udf));
+    }
+    for udaf in aggregates() {
+        ctx.register_udaf(Arc::unwrap_or_clone(udaf));
     }
 }
 
 #[cfg(test)]
 pub(crate) mod test_util {
-    //! Runs SQL against a context with the time functions registered.
+    //! Runs SQL against a context with Druid's functions registered.
 
     use datafusion::arrow::array::Array;
     use datafusion::arrow::util::display::array_value_to_string;
