@@ -19,11 +19,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{
     SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
 };
-use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
+use arrow::datatypes::SchemaRef;
 use datafusion::common::runtime::JoinSet;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -37,11 +37,11 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use futures::StreamExt;
 use grove_common::types::TIME_COLUMN;
-use grove_common::{Granularity, Interval, MsqFault};
+use grove_common::{Interval, MsqFault};
 use grove_store::{DeepStorage, NewSegment};
 
 use crate::task::TaskControl;
-use crate::writer::{SegmentWriter, WriterConfig};
+use crate::writer::{SegmentWriter, WriterConfig, check_chunk, time_column};
 
 /// Rows of one time chunk gathered by stage 0.
 #[derive(Default)]
@@ -110,10 +110,9 @@ fn is_identity(indices: &UInt32Array) -> bool {
 /// Stage 0's state: chunk buffers under one memory reservation.
 struct Shuffle {
     schema: SchemaRef,
-    granularity: Granularity,
+    /// The ingest's settings (granularity, OVERWRITE intervals, limits).
+    config: WriterConfig,
     time_index: usize,
-    replace_intervals: Option<Vec<Interval>>,
-    max_buckets: usize,
     order: ChunkOrder,
     spill: SpillManager,
     state: Mutex<ShuffleState>,
@@ -133,13 +132,7 @@ impl Shuffle {
         if n == 0 {
             return Ok(());
         }
-        let times = batch
-            .column(self.time_index)
-            .as_primitive_opt::<TimestampMillisecondType>()
-            .ok_or_else(|| DataFusionError::Internal("__time must be Timestamp(ms)".into()))?;
-        if times.null_count() > 0 {
-            return Err(MsqFault::InsertTimeNull.into());
-        }
+        let times = time_column(&batch, self.time_index)?;
         // Rows per chunk; input is mostly in time order, so the last chunk is tried first.
         let mut parts: Vec<(Interval, Vec<u32>)> = Vec::new();
         let mut last = 0usize;
@@ -148,7 +141,7 @@ impl Shuffle {
                 last = match parts.iter().position(|(iv, _)| iv.contains_millis(t)) {
                     Some(p) => p,
                     None => {
-                        parts.push((self.granularity.bucket(t), Vec::new()));
+                        parts.push((self.config.granularity.bucket(t), Vec::new()));
                         parts.len() - 1
                     }
                 };
@@ -170,7 +163,7 @@ impl Shuffle {
             .map_err(|_| DataFusionError::Internal("shuffle state poisoned".into()))?;
         for (interval, piece) in pieces {
             if !state.chunks.contains_key(&interval) {
-                self.check_bucket(&interval, state.chunks.len() + 1)?;
+                check_chunk(&self.config, &interval, Some(state.chunks.len() + 1))?;
             }
             let bytes = piece.get_array_memory_size();
             while state.reservation.try_grow(bytes).is_err() {
@@ -185,22 +178,6 @@ impl Shuffle {
             chunk.rows += piece.num_rows();
             chunk.bytes += bytes;
             chunk.batches.push(piece);
-        }
-        Ok(())
-    }
-
-    fn check_bucket(&self, interval: &Interval, buckets: usize) -> Result<()> {
-        if let Some(bounds) = &self.replace_intervals
-            && !bounds.iter().any(|b| b.contains(interval))
-        {
-            return Err(MsqFault::InsertTimeOutOfBounds {
-                interval: interval.to_string(),
-                interval_bounds: bounds.iter().map(|b| b.to_string()).collect(),
-            }
-            .into());
-        }
-        if buckets > self.max_buckets {
-            return Err(MsqFault::TooManyBuckets.into());
         }
         Ok(())
     }
@@ -289,10 +266,8 @@ impl IngestStages<'_> {
             .register(&runtime.memory_pool);
         let shuffle = Arc::new(Shuffle {
             schema: Arc::clone(&schema),
-            granularity: self.writer.granularity,
+            config: self.writer.clone(),
             time_index,
-            replace_intervals: self.writer.replace_intervals.clone(),
-            max_buckets: self.writer.max_buckets,
             order: self.order.clone(),
             spill,
             state: Mutex::new(ShuffleState {

@@ -125,13 +125,7 @@ impl SegmentWriter {
         if n == 0 {
             return Ok(());
         }
-        let times = batch
-            .column(self.time_index)
-            .as_primitive_opt::<TimestampMillisecondType>()
-            .ok_or_else(|| DataFusionError::Internal("__time must be Timestamp(ms)".into()))?;
-        if times.null_count() > 0 {
-            return Err(MsqFault::InsertTimeNull.into());
-        }
+        let times = time_column(batch, self.time_index)?;
         let keys = self.range_keys(batch)?;
         let mut start = 0;
         while start < n {
@@ -161,19 +155,8 @@ impl SegmentWriter {
     }
 
     fn check_bucket(&mut self, interval: Interval) -> Result<()> {
-        if let Some(bounds) = &self.config.replace_intervals
-            && !bounds.iter().any(|b| b.contains(&interval))
-        {
-            return Err(MsqFault::InsertTimeOutOfBounds {
-                interval: interval.to_string(),
-                interval_bounds: bounds.iter().map(|b| b.to_string()).collect(),
-            }
-            .into());
-        }
-        if self.buckets.insert(interval) && self.buckets.len() > self.config.max_buckets {
-            return Err(MsqFault::TooManyBuckets.into());
-        }
-        Ok(())
+        let new = self.buckets.insert(interval);
+        check_chunk(&self.config, &interval, new.then_some(self.buckets.len()))
     }
 
     /// Writes rows `[start, end)` of one time chunk.
@@ -356,6 +339,43 @@ impl SegmentWriter {
         }
         std::mem::take(&mut self.paths)
     }
+}
+
+/// The `__time` column of a batch; InsertTimeNull when a row has none.
+pub(crate) fn time_column(
+    batch: &RecordBatch,
+    index: usize,
+) -> Result<&arrow::array::TimestampMillisecondArray> {
+    let times = batch
+        .column(index)
+        .as_primitive_opt::<TimestampMillisecondType>()
+        .ok_or_else(|| DataFusionError::Internal("__time must be Timestamp(ms)".into()))?;
+    if times.null_count() > 0 {
+        return Err(MsqFault::InsertTimeNull.into());
+    }
+    Ok(times)
+}
+
+/// Checks a time chunk against REPLACE's OVERWRITE intervals (InsertTimeOutOfBounds) and,
+/// when it is the `buckets`-th new chunk, against Druid's TooManyBuckets limit.
+pub(crate) fn check_chunk(
+    config: &WriterConfig,
+    interval: &Interval,
+    buckets: Option<usize>,
+) -> Result<()> {
+    if let Some(bounds) = &config.replace_intervals
+        && !bounds.iter().any(|b| b.contains(interval))
+    {
+        return Err(MsqFault::InsertTimeOutOfBounds {
+            interval: interval.to_string(),
+            interval_bounds: bounds.iter().map(|b| b.to_string()).collect(),
+        }
+        .into());
+    }
+    if buckets.is_some_and(|n| n > config.max_buckets) {
+        return Err(MsqFault::TooManyBuckets.into());
+    }
+    Ok(())
 }
 
 fn string_at(array: &dyn Array, row: usize) -> Option<String> {

@@ -99,11 +99,8 @@ fn check_segments(segments: &[DataSegment]) -> Vec<(i64, u64)> {
     out
 }
 
-async fn ingest(
-    memory: Option<usize>,
-    file: &Path,
-    rps: usize,
-) -> (tempfile::TempDir, GroveContext) {
+/// Grove on a fresh data directory with a memory budget (`None`: the default).
+async fn open(memory: Option<usize>) -> (tempfile::TempDir, GroveContext) {
     let dir = tempfile::tempdir().unwrap();
     let grove = GroveContext::open_with(
         dir.path(),
@@ -114,6 +111,15 @@ async fn ingest(
     )
     .await
     .unwrap();
+    (dir, grove)
+}
+
+async fn ingest(
+    memory: Option<usize>,
+    file: &Path,
+    rps: usize,
+) -> (tempfile::TempDir, GroveContext) {
+    let (dir, grove) = open(memory).await;
     grove.sql(&ingest_sql(file, rps)).await.unwrap();
     (dir, grove)
 }
@@ -180,16 +186,7 @@ async fn a_small_chunk_is_one_segment_and_empty_chunks_have_none() {
 async fn cancel_in(phase: TaskPhase, memory: Option<usize>) {
     let input = tempfile::tempdir().unwrap();
     let file = write_rows(input.path(), 200_000);
-    let dir = tempfile::tempdir().unwrap();
-    let grove = GroveContext::open_with(
-        dir.path(),
-        &GroveOptions {
-            memory_limit: memory,
-            max_workers: None,
-        },
-    )
-    .await
-    .unwrap();
+    let (dir, grove) = open(memory).await;
     let prepared = grove
         .prepare(&ingest_sql(&file, 1_000), &QueryContext::new())
         .await
