@@ -382,14 +382,17 @@ mod tests {
         );
     }
 
+    fn column_types(plan: &IngestPlan) -> Vec<(&str, &str)> {
+        plan.columns
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.native_name()))
+            .collect()
+    }
+
     #[tokio::test]
     async fn finalized_by_default() {
         let plan = plan(REPLACE, true).await.expect("plans");
-        let types: Vec<_> = plan
-            .columns
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.native_name()))
-            .collect();
+        let types = column_types(&plan);
         assert_eq!(
             types,
             [
@@ -405,11 +408,7 @@ mod tests {
     #[tokio::test]
     async fn not_finalized_stores_sketches() {
         let plan = plan(REPLACE, false).await.expect("plans");
-        let types: Vec<_> = plan
-            .columns
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.native_name()))
-            .collect();
+        let types = column_types(&plan);
         assert_eq!(
             types,
             [
