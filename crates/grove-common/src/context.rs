@@ -19,6 +19,9 @@ datafusion::common::extensions_options! {
         /// Druid's `finalizeAggregations`: when false, INSERT/REPLACE stores aggregators'
         /// intermediate form (for example an HLL sketch) instead of their final value.
         pub finalize_aggregations: bool, default = true
+        /// Druid's `arrayIngestMode`: `array` stores SQL arrays as array columns; `mvd`
+        /// (multi-value strings) and `none` refuse array columns in Grove.
+        pub array_ingest_mode: String, default = "array".to_string()
     }
 }
 
@@ -44,6 +47,8 @@ pub mod keys {
     pub const SQL_TIME_ZONE: &str = "sqlTimeZone";
     /// Finalize aggregations in ingested rows.
     pub const FINALIZE_AGGREGATIONS: &str = "finalizeAggregations";
+    /// How SQL arrays are stored: `array`, `mvd` or `none`.
+    pub const ARRAY_INGEST_MODE: &str = "arrayIngestMode";
 }
 
 /// Default `rowsPerSegment`.
@@ -127,6 +132,7 @@ impl QueryContext {
         self.max_parse_exceptions()?;
         self.max_num_tasks()?;
         self.finalize_aggregations()?;
+        self.array_ingest_mode()?;
         self.sql_time_zone()?;
         self.sql_query_id()?;
         Ok(())
@@ -153,6 +159,20 @@ impl QueryContext {
     /// `finalizeAggregations` (default true).
     pub fn finalize_aggregations(&self) -> Result<bool, String> {
         Ok(self.get_bool(keys::FINALIZE_AGGREGATIONS)?.unwrap_or(true))
+    }
+
+    /// `arrayIngestMode` (default `array`, as in Druid 31 and later).
+    pub fn array_ingest_mode(&self) -> Result<String, String> {
+        let mode = self
+            .get_str(keys::ARRAY_INGEST_MODE)?
+            .unwrap_or_else(|| "array".into());
+        match mode.as_str() {
+            "array" | "mvd" | "none" => Ok(mode),
+            other => Err(format!(
+                "{} must be one of array, mvd, none; got [{other}]",
+                keys::ARRAY_INGEST_MODE
+            )),
+        }
     }
 
     /// `maxParseExceptions` (default 0; -1 means unlimited, returned as `None`).
@@ -196,6 +216,7 @@ impl QueryContext {
                 .get_str(keys::SQL_TIME_ZONE)?
                 .unwrap_or_else(|| "UTC".to_string()),
             finalize_aggregations: self.finalize_aggregations()?,
+            array_ingest_mode: self.array_ingest_mode()?,
         })
     }
 

@@ -126,6 +126,13 @@ pub enum MsqFault {
         /// The limit.
         max_warnings: i64,
     },
+    /// A worker task failed unexpectedly (it panicked or was lost).
+    WorkerFailed {
+        /// The worker's task id.
+        worker_task_id: String,
+        /// Why.
+        error_msg: String,
+    },
     /// Anything else.
     UnknownError {
         /// What happened.
@@ -148,6 +155,7 @@ impl MsqFault {
             Self::InsertTimeNull => "InsertTimeNull",
             Self::InsertTimeOutOfBounds { .. } => "InsertTimeOutOfBounds",
             Self::QueryNotSupported { .. } => "QueryNotSupported",
+            Self::WorkerFailed { .. } => "WorkerFailed",
             Self::TooManyBuckets => "TooManyBuckets",
             Self::TooManyClusteredByColumns { .. } => "TooManyClusteredByColumns",
             Self::TooManyColumns { .. } => "TooManyColumns",
@@ -206,6 +214,10 @@ impl MsqFault {
                 interval_bounds.join(", ")
             ),
             Self::QueryNotSupported { message } => message.clone(),
+            Self::WorkerFailed {
+                worker_task_id,
+                error_msg,
+            } => format!("Worker task failed: [{worker_task_id}] ({error_msg})"),
             Self::TooManyBuckets => format!(
                 "Too many partition buckets (max = {MAX_BUCKETS}); try breaking your query up \
                  into smaller queries or using a wider PARTITIONED BY"
@@ -273,6 +285,10 @@ impl MsqFault {
                 max_warnings,
             } => json!({ "rootErrorCode": root_error_code, "maxWarnings": max_warnings }),
             Self::UnknownError { message } => json!({ "message": message }),
+            Self::WorkerFailed {
+                worker_task_id,
+                error_msg,
+            } => json!({ "workerTaskId": worker_task_id, "errorMsg": error_msg }),
             Self::CannotParseExternalData { .. }
             | Self::InsertLockPreempted { .. }
             | Self::InsertTimeNull

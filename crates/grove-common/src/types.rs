@@ -29,13 +29,41 @@ pub enum DruidType {
     Double,
     /// `FLOAT` (SQL `FLOAT` / `REAL`).
     Float,
+    /// `ARRAY<STRING>` (SQL `VARCHAR ARRAY`).
+    #[serde(rename = "ARRAY<STRING>")]
+    StringArray,
+    /// `ARRAY<LONG>` (SQL `BIGINT ARRAY`).
+    #[serde(rename = "ARRAY<LONG>")]
+    LongArray,
+    /// `ARRAY<DOUBLE>` (SQL `DOUBLE ARRAY`).
+    #[serde(rename = "ARRAY<DOUBLE>")]
+    DoubleArray,
 }
 
 impl DruidType {
-    /// Parses a signature type (`string`, `long`, ...) or a SQL type name (`VARCHAR`,
-    /// `BIGINT`, ...), case-insensitively.
+    /// Parses a signature type (`string`, `long`, `ARRAY<STRING>`, ...) or a SQL type
+    /// name (`VARCHAR`, `BIGINT`, `VARCHAR ARRAY`, ...), case-insensitively.
     pub fn parse(name: &str) -> Option<Self> {
-        let upper = name.trim().to_ascii_uppercase();
+        let upper = name
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("< ", "<")
+            .replace(" <", "<")
+            .replace(" >", ">")
+            .to_ascii_uppercase();
+        let element = upper
+            .strip_prefix("ARRAY<")
+            .and_then(|rest| rest.strip_suffix('>'))
+            .or_else(|| upper.strip_suffix(" ARRAY"));
+        if let Some(element) = element {
+            return match Self::parse(element)? {
+                Self::String => Some(Self::StringArray),
+                Self::Long => Some(Self::LongArray),
+                Self::Double | Self::Float => Some(Self::DoubleArray),
+                _ => None,
+            };
+        }
         let t = match upper.as_str() {
             "STRING" | "VARCHAR" | "CHAR" | "TEXT" => Self::String,
             "LONG" | "BIGINT" | "INTEGER" | "INT" | "SMALLINT" | "TINYINT" | "BOOLEAN" => {
@@ -55,26 +83,57 @@ impl DruidType {
             Self::Long => "LONG",
             Self::Double => "DOUBLE",
             Self::Float => "FLOAT",
+            Self::StringArray => "ARRAY<STRING>",
+            Self::LongArray => "ARRAY<LONG>",
+            Self::DoubleArray => "ARRAY<DOUBLE>",
         }
     }
 
-    /// Druid's SQL type name: `VARCHAR`, `BIGINT`, `DOUBLE`, `FLOAT`.
+    /// Druid's SQL type name: `VARCHAR`, `BIGINT`, `DOUBLE`, `FLOAT`, `VARCHAR ARRAY`, ...
     pub fn sql_name(&self) -> &'static str {
         match self {
             Self::String => "VARCHAR",
             Self::Long => "BIGINT",
             Self::Double => "DOUBLE",
             Self::Float => "FLOAT",
+            Self::StringArray => "VARCHAR ARRAY",
+            Self::LongArray => "BIGINT ARRAY",
+            Self::DoubleArray => "DOUBLE ARRAY",
         }
     }
 
-    /// The Arrow type Grove uses for this Druid type.
+    /// The Arrow type Grove uses for this Druid type (arrays are Arrow lists of
+    /// nullable elements).
     pub fn arrow_type(&self) -> DataType {
         match self {
             Self::String => DataType::Utf8,
             Self::Long => DataType::Int64,
             Self::Double => DataType::Float64,
             Self::Float => DataType::Float32,
+            Self::StringArray | Self::LongArray | Self::DoubleArray => {
+                let element = self.element().unwrap_or(Self::String).arrow_type();
+                DataType::List(Arc::new(Field::new_list_field(element, true)))
+            }
+        }
+    }
+
+    /// The element type of an array type; `None` for scalar types.
+    pub fn element(&self) -> Option<DruidType> {
+        match self {
+            Self::StringArray => Some(Self::String),
+            Self::LongArray => Some(Self::Long),
+            Self::DoubleArray => Some(Self::Double),
+            Self::String | Self::Long | Self::Double | Self::Float => None,
+        }
+    }
+
+    /// The array type whose elements are of this type; `None` for array types.
+    pub fn array_of(&self) -> Option<DruidType> {
+        match self {
+            Self::String => Some(Self::StringArray),
+            Self::Long => Some(Self::LongArray),
+            Self::Double | Self::Float => Some(Self::DoubleArray),
+            Self::StringArray | Self::LongArray | Self::DoubleArray => None,
         }
     }
 }
@@ -231,6 +290,12 @@ pub fn storage_type_for(name: &str, data_type: &DataType) -> Option<StorageType>
         // Druid's null type: a column of only NULLs is stored as a string column.
         Null => DruidType::String,
         Dictionary(_, value) => return storage_type_for(name, value),
+        List(element) | LargeList(element) | FixedSizeList(element, _) => {
+            match storage_type_for(element.name(), element.data_type())? {
+                StorageType::Column(t) => t.array_of()?,
+                _ => return None,
+            }
+        }
         _ => return None,
     };
     Some(StorageType::Column(t))
@@ -270,6 +335,10 @@ mod druid_type_lowercase {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(crate) fn serialize<S: Serializer>(t: &DruidType, s: S) -> Result<S::Ok, S::Error> {
+        if t.element().is_some() {
+            // Druid writes array types upper-case in signatures: `ARRAY<STRING>`.
+            return s.serialize_str(t.native_name());
+        }
         s.serialize_str(&t.native_name().to_ascii_lowercase())
     }
 
@@ -277,7 +346,8 @@ mod druid_type_lowercase {
         let name = String::deserialize(d)?;
         DruidType::parse(&name).ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "unsupported column type [{name}]; expected one of string, long, double, float"
+                "unsupported column type [{name}]; expected one of string, long, double, \
+                 float, ARRAY<STRING>, ARRAY<LONG>, ARRAY<DOUBLE>"
             ))
         })
     }
@@ -304,6 +374,42 @@ mod tests {
         assert_eq!(DruidType::parse("bigint"), Some(DruidType::Long));
         assert_eq!(DruidType::parse("REAL"), Some(DruidType::Float));
         assert_eq!(DruidType::parse("COMPLEX<json>"), None);
+    }
+
+    #[test]
+    fn array_types() {
+        for name in [
+            "ARRAY<STRING>",
+            "array < string >",
+            "VARCHAR ARRAY",
+            "varchar  array",
+        ] {
+            assert_eq!(
+                DruidType::parse(name),
+                Some(DruidType::StringArray),
+                "{name}"
+            );
+        }
+        assert_eq!(DruidType::parse("ARRAY<LONG>"), Some(DruidType::LongArray));
+        assert_eq!(DruidType::parse("BIGINT ARRAY"), Some(DruidType::LongArray));
+        assert_eq!(
+            DruidType::parse("ARRAY<DOUBLE>"),
+            Some(DruidType::DoubleArray)
+        );
+        assert_eq!(DruidType::parse("ARRAY<ARRAY<LONG>>"), None);
+        assert_eq!(DruidType::StringArray.sql_name(), "VARCHAR ARRAY");
+        let list = DruidType::LongArray.arrow_type();
+        assert_eq!(
+            storage_type_for("tags", &list),
+            Some(StorageType::Column(DruidType::LongArray))
+        );
+        let col: SignatureColumn =
+            serde_json::from_str(r#"{"name":"tags","type":"ARRAY<STRING>"}"#).unwrap();
+        assert_eq!(col.column_type, DruidType::StringArray);
+        assert_eq!(
+            serde_json::to_string(&col).unwrap(),
+            r#"{"name":"tags","type":"ARRAY<STRING>"}"#
+        );
     }
 
     #[test]

@@ -311,11 +311,16 @@ impl GroveContext {
         }
         match last {
             Some(StatementOutcome::Query(df)) => Ok(df),
-            Some(StatementOutcome::Ingest(summary)) => summary_frame(&self.ctx, &summary),
+            Some(StatementOutcome::Ingest(summary)) => self.summary_frame(&summary),
             Some(StatementOutcome::Set) | None => self
                 .ctx
                 .read_batch(RecordBatch::new_empty(Arc::new(Schema::empty()))),
         }
+    }
+
+    /// The one-row summary (`dataSource`, `rows`, `segments`) of an INSERT/REPLACE.
+    pub fn summary_frame(&self, summary: &IngestSummary) -> Result<DataFrame> {
+        summary_frame(&self.ctx, summary)
     }
 
     /// Runs one statement.
@@ -323,6 +328,18 @@ impl GroveContext {
         &self,
         sql: &str,
         context: &QueryContext,
+    ) -> Result<StatementOutcome> {
+        self.execute_statement_with(sql, context, &TaskControl::new())
+            .await
+    }
+
+    /// Runs one statement under `control`: an INSERT or REPLACE reports its progress
+    /// there and stops when it is canceled.
+    pub async fn execute_statement_with(
+        &self,
+        sql: &str,
+        context: &QueryContext,
+        control: &TaskControl,
     ) -> Result<StatementOutcome> {
         match parse_statement(sql)? {
             DruidStatement::SetContext { key, value } => {
@@ -336,7 +353,7 @@ impl GroveContext {
             DruidStatement::Ingest(stmt) => {
                 let context = self.effective_context(context)?;
                 let prepared = self.prepare_ingest(sql, *stmt, context).await?;
-                let summary = self.run_ingest(&prepared, &TaskControl::new()).await?;
+                let summary = self.run_ingest(&prepared, control).await?;
                 Ok(StatementOutcome::Ingest(summary))
             }
             DruidStatement::DataFusion(stmt) => {

@@ -111,13 +111,12 @@ pub(crate) async fn execute_ingest(
         progress.workers.store(w.workers as u64, Ordering::Relaxed);
     }
     progress.set_phase(TaskPhase::Reading);
+    let stage_workers = state.config().get_extension::<StageWorkers>();
     let outcome = IngestStages {
         plan: physical,
         task_ctx: state.task_ctx(),
-        workers: state
-            .config()
-            .get_extension::<StageWorkers>()
-            .map_or(1, |w| w.partitions),
+        workers: stage_workers.as_ref().map_or(1, |w| w.partitions),
+        worker_count: stage_workers.as_ref().map_or(1, |w| w.workers),
         order: ChunkOrder {
             columns: sort_columns,
         },

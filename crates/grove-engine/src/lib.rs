@@ -7,7 +7,9 @@
 //! and the sqllogictest runner alike.
 
 mod context;
+pub mod counters;
 mod ingest;
+mod parquet_writer;
 mod query;
 mod report;
 mod stages;

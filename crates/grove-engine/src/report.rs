@@ -16,12 +16,13 @@ use datafusion::logical_expr::LogicalPlan;
 use grove_common::time::format_millis;
 use grove_common::types::{TIME_COLUMN, sql_type_name};
 use grove_common::{Interval, MsqFault};
-use grove_input::ExternTable;
+use grove_input::{ExternTable, PartitionCounters};
 use grove_sql::IngestKind;
 use grove_store::DatasourceTable;
 use serde_json::{Map, Value, json};
 
 use crate::context::{PreparedKind, PreparedStatement};
+use crate::counters::channel_json;
 use crate::query::QueryResults;
 use crate::task::{TaskPhase, TaskProgress};
 
@@ -502,49 +503,57 @@ impl TaskDescription {
 
     fn counters(&self, progress: &TaskProgress) -> Value {
         let scans = progress.scans();
-        let sum = |f: &dyn Fn(&grove_input::ScanCounters) -> u64| -> u64 {
-            scans.iter().map(|s| f(s)).sum()
-        };
-        let in_rows = sum(&|s| s.rows.load(Ordering::Relaxed));
-        let in_bytes = sum(&|s| s.bytes.load(Ordering::Relaxed));
-        let files = sum(&|s| s.files.load(Ordering::Relaxed));
-        let total_files = sum(&|s| s.total_files.load(Ordering::Relaxed));
-        let out_rows = progress.rows_out.load(Ordering::Relaxed);
+        let stages = progress.stages();
+        let workers = stages.first().map_or(1, |s| s.worker_count());
+        let scan_stage = stages.first().map(|s| s.snapshot());
+        // Stage 0: each worker's input (scan partitions p with p % workers == w), then
+        // what the stage counted itself (output), then its parse warnings.
         let mut stage0 = Map::new();
-        stage0.insert(
-            "input0".into(),
-            channel(&[
-                ("rows", in_rows),
-                ("bytes", in_bytes),
-                ("files", files),
-                ("totalFiles", total_files),
-            ]),
-        );
-        stage0.insert("output".into(), channel(&[("rows", out_rows)]));
-        let parse_errors = sum(&|s| s.parse.count());
-        if parse_errors > 0 {
-            stage0.insert(
-                "warnings".into(),
-                json!({"type": "warnings", "CannotParseExternalData": parse_errors}),
-            );
+        for w in 0..workers {
+            let sum = |f: &dyn Fn(&PartitionCounters) -> u64| -> u64 {
+                scans
+                    .iter()
+                    .flat_map(|s| s.partitions.iter().enumerate())
+                    .filter(|(p, _)| p % workers == w)
+                    .map(|(_, c)| f(c))
+                    .sum()
+            };
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let mut worker = Map::new();
+            let input = [
+                ("rows", sum(&|c| load(&c.rows))),
+                ("bytes", sum(&|c| load(&c.bytes))),
+                ("files", sum(&|c| load(&c.files))),
+                ("totalFiles", sum(&|c| load(&c.total_files))),
+            ];
+            if input.iter().any(|(_, v)| *v > 0) {
+                worker.insert("input0".into(), channel_json(&input));
+            }
+            if let Some(Value::Object(own)) = scan_stage.as_ref().and_then(|s| s.get(w.to_string()))
+            {
+                worker.extend(own.clone());
+            } else if stages.is_empty() && w == 0 {
+                // A SELECT: the stage's output is the result rows.
+                let rows = progress.rows_out.load(Ordering::Relaxed);
+                worker.insert("output".into(), channel_json(&[("rows", rows)]));
+            }
+            let warnings = sum(&|c| load(&c.warnings));
+            if warnings > 0 {
+                worker.insert(
+                    "warnings".into(),
+                    json!({"type": "warnings", "CannotParseExternalData": warnings}),
+                );
+            }
+            if !worker.is_empty() || w == 0 {
+                stage0.insert(w.to_string(), Value::Object(worker));
+            }
         }
         let mut counters = Map::new();
-        counters.insert("0".into(), json!({"0": stage0}));
-        if self.ingest.is_some() {
-            let pushed = progress.rows_pushed.load(Ordering::Relaxed);
-            let mut stage1 = Map::new();
-            stage1.insert("input0".into(), channel(&[("rows", out_rows)]));
-            stage1.insert(
-                "segmentGenerationProgress".into(),
-                json!({
-                    "type": "segmentGenerationProgress",
-                    "rowsProcessed": out_rows,
-                    "rowsPersisted": out_rows,
-                    "rowsMerged": out_rows,
-                    "rowsPushed": pushed,
-                }),
-            );
-            counters.insert("1".into(), json!({"0": stage1}));
+        counters.insert("0".into(), Value::Object(stage0));
+        if self.ingest.is_some()
+            && let Some(stage1) = stages.get(1)
+        {
+            counters.insert("1".into(), stage1.snapshot());
         }
         Value::Object(counters)
     }
@@ -561,18 +570,6 @@ impl TaskDescription {
             "resultsTruncated": results.truncated,
         })
     }
-}
-
-/// A `channel` counter; fields whose value is zero are omitted, as Druid does.
-fn channel(fields: &[(&str, u64)]) -> Value {
-    let mut m = Map::new();
-    m.insert("type".into(), json!("channel"));
-    for (name, v) in fields {
-        if *v > 0 {
-            m.insert((*name).into(), json!([v]));
-        }
-    }
-    Value::Object(m)
 }
 
 /// Rows as JSON arrays, Druid's way: timestamps as epoch milliseconds.
@@ -636,6 +633,19 @@ fn column_values(array: &dyn arrow::array::Array) -> Vec<Value> {
         DataType::Boolean => cast_each(array, &DataType::Boolean, |a, i| {
             json!(a.as_boolean().value(i))
         }),
+        // Arrays as JSON arrays of their element values, as Druid renders them.
+        DataType::List(_) => {
+            let list = array.as_list::<i32>();
+            (0..n)
+                .map(|i| {
+                    if arrow::array::Array::is_null(list, i) {
+                        Value::Null
+                    } else {
+                        Value::Array(column_values(list.value(i).as_ref()))
+                    }
+                })
+                .collect()
+        }
         _ => {
             let options = FormatOptions::default();
             match ArrayFormatter::try_new(array, &options) {

@@ -15,7 +15,7 @@
 //! files are DataFusion temp files: they are deleted when their chunk is written, or when
 //! the ingest ends in any way (the handles are dropped).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -39,7 +39,10 @@ use futures::StreamExt;
 use grove_common::types::TIME_COLUMN;
 use grove_common::{Interval, MsqFault};
 use grove_store::{DeepStorage, NewSegment};
+use tokio::task::JoinError;
 
+use crate::counters::{Channel, StageCounters, StageKind, WorkerCounters};
+use crate::parquet_writer::ThreadShare;
 use crate::task::TaskControl;
 use crate::writer::{SegmentWriter, WriterConfig, check_chunk, time_column};
 
@@ -53,6 +56,10 @@ struct ChunkBuffer {
     rows: usize,
     /// Sorted runs spilled to disk: (file, largest batch in memory).
     runs: Vec<(Arc<dyn datafusion::execution::SpillFile>, usize)>,
+    /// In-memory bytes of the rows spilled (for stage 1's input counters).
+    spilled_bytes: usize,
+    /// Batches routed into this chunk (stage 1's input frames).
+    frames: usize,
 }
 
 /// How rows are ordered inside a time chunk.
@@ -126,8 +133,9 @@ struct ShuffleState {
 }
 
 impl Shuffle {
-    /// Routes the rows of one batch to their chunks.
-    fn route(&self, batch: RecordBatch) -> Result<()> {
+    /// Routes the rows of one batch to their chunks, counting them in `counters` (the
+    /// worker's output channel).
+    fn route(&self, batch: RecordBatch, counters: &Channel) -> Result<()> {
         let n = batch.num_rows();
         if n == 0 {
             return Ok(());
@@ -177,6 +185,8 @@ impl Shuffle {
             let chunk = state.chunks.entry(interval).or_default();
             chunk.rows += piece.num_rows();
             chunk.bytes += bytes;
+            chunk.frames += 1;
+            counters.add_frame(piece.num_rows() as u64, bytes as u64);
             chunk.batches.push(piece);
         }
         Ok(())
@@ -195,6 +205,7 @@ impl Shuffle {
         };
         let batches = std::mem::take(&mut chunk.batches);
         let bytes = std::mem::take(&mut chunk.bytes);
+        chunk.spilled_bytes += bytes;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let sorted = self.order.sort(&self.schema, &batches)?;
         drop(batches);
@@ -239,7 +250,10 @@ pub(crate) struct StageOutcome {
 pub(crate) struct IngestStages<'a> {
     pub(crate) plan: Arc<dyn ExecutionPlan>,
     pub(crate) task_ctx: Arc<TaskContext>,
+    /// Tasks run at once in each stage (at least the cores).
     pub(crate) workers: usize,
+    /// Druid's worker count (`maxNumTasks - 1`, bounded by the server) the counters use.
+    pub(crate) worker_count: usize,
     pub(crate) order: ChunkOrder,
     /// Indices of the columns that are written (the plan may carry extra sort keys).
     pub(crate) output: Vec<usize>,
@@ -278,17 +292,35 @@ impl IngestStages<'_> {
             spilled_rows: AtomicU64::new(0),
         });
 
-        // Stage 0: one task per partition of the SELECT.
+        let stage0 = Arc::new(StageCounters::new(StageKind::Scan, self.worker_count));
+        let stage1 = Arc::new(StageCounters::new(
+            StageKind::SegmentGenerator,
+            self.worker_count,
+        ));
+        self.control
+            .progress
+            .set_stages(vec![Arc::clone(&stage0), Arc::clone(&stage1)]);
+
+        // Stage 0: one task per partition of the SELECT; partition p is worker p's share.
         let partitions = self.plan.properties().partitioning.partition_count();
         let mut readers: JoinSet<Result<()>> = JoinSet::new();
+        let mut reader_ids = HashMap::new();
         for p in 0..partitions {
             let stream = self.plan.execute(p, Arc::clone(&self.task_ctx))?;
-            readers.spawn(route_all(stream, Arc::clone(&shuffle)));
+            let handle = readers.spawn(route_all(
+                stream,
+                Arc::clone(&shuffle),
+                Arc::clone(&stage0),
+                p,
+            ));
+            reader_ids.insert(handle.id(), p % stage0.worker_count());
         }
+        let task_id = self.writer.task_id.clone();
         let stage0 = async {
             while let Some(done) = readers.join_next().await {
                 done.map_err(|e| {
-                    DataFusionError::Execution(format!("stage 0 worker failed: {e}"))
+                    let worker = reader_ids.get(&e.id()).copied().unwrap_or(0);
+                    worker_failed(&task_id, 0, worker, e)
                 })??;
             }
             Ok::<_, DataFusionError>(())
@@ -333,20 +365,28 @@ impl IngestStages<'_> {
             task_ctx: Arc::clone(&self.task_ctx),
             spill: shuffle.spill.clone(),
             progress: Arc::clone(&self.control.progress),
+            counters: Arc::clone(&stage1),
+            threads: ThreadShare::new(self.workers.max(1)),
         };
         drop(shuffle);
         let ctx = Arc::new(ctx);
         let mut queue = jobs.into_iter();
-        let mut running: JoinSet<Result<(Interval, Vec<NewSegment>)>> = JoinSet::new();
-        let mut spawn_next = |running: &mut JoinSet<_>| {
+        // Each running job holds a slot; slot s counts as worker s.
+        type Job = (usize, Result<(Interval, Vec<NewSegment>)>);
+        let mut running: JoinSet<Job> = JoinSet::new();
+        let mut slots = HashMap::new();
+        let mut spawn_next = |running: &mut JoinSet<Job>, slots: &mut HashMap<_, _>, slot| {
             if let Some((interval, chunk)) = queue.next() {
                 let ctx = Arc::clone(&ctx);
-                running.spawn(async move { ctx.write_chunk(interval, chunk).await });
+                let handle = running
+                    .spawn(async move { (slot, ctx.write_chunk(interval, chunk, slot).await) });
+                slots.insert(handle.id(), slot);
             }
         };
-        for _ in 0..self.workers.max(1) {
-            spawn_next(&mut running);
+        for slot in 0..self.workers.max(1) {
+            spawn_next(&mut running, &mut slots, slot);
         }
+        let workers = stage1.worker_count();
         let mut written: Vec<(Interval, Vec<NewSegment>)> = Vec::new();
         let outcome = loop {
             let next = tokio::select! {
@@ -358,15 +398,14 @@ impl IngestStages<'_> {
             };
             match next {
                 None => break Ok(()),
-                Some(Ok(Ok(done))) => {
+                Some(Ok((slot, Ok(done)))) => {
                     written.push(done);
-                    spawn_next(&mut running);
+                    spawn_next(&mut running, &mut slots, slot);
                 }
-                Some(Ok(Err(e))) => break Err(e),
+                Some(Ok((_, Err(e)))) => break Err(e),
                 Some(Err(e)) => {
-                    break Err(DataFusionError::Execution(format!(
-                        "stage 1 worker failed: {e}"
-                    )));
+                    let worker = slots.get(&e.id()).copied().unwrap_or(0) % workers;
+                    break Err(worker_failed(&self.writer.task_id, 1, worker, e));
                 }
             }
         };
@@ -374,7 +413,7 @@ impl IngestStages<'_> {
             // Let every writer stop before deleting what they wrote.
             running.abort_all();
             while let Some(done) = running.join_next().await {
-                if let Ok(Ok(chunk)) = done {
+                if let Ok((_, Ok(chunk))) = done {
                     written.push(chunk);
                 }
             }
@@ -410,11 +449,38 @@ impl IngestStages<'_> {
     }
 }
 
-async fn route_all(mut stream: SendableRecordBatchStream, shuffle: Arc<Shuffle>) -> Result<()> {
+async fn route_all(
+    mut stream: SendableRecordBatchStream,
+    shuffle: Arc<Shuffle>,
+    counters: Arc<StageCounters>,
+    partition: usize,
+) -> Result<()> {
+    let output = &counters.worker(partition).output;
     while let Some(batch) = stream.next().await {
-        shuffle.route(batch?)?;
+        shuffle.route(batch?, output)?;
     }
     Ok(())
+}
+
+/// Druid's WorkerFailed for a worker task that panicked or was lost: the task fails
+/// naming the worker (`<task id>-worker<n>_<stage>`) and the cause.
+fn worker_failed(task_id: &str, stage: usize, worker: usize, e: JoinError) -> DataFusionError {
+    let cause = if e.is_panic() {
+        let panic = e.into_panic();
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        format!("stage {stage} worker panicked: {what}")
+    } else {
+        format!("stage {stage} worker was lost: {e}")
+    };
+    MsqFault::WorkerFailed {
+        worker_task_id: format!("{task_id}-worker{worker}_{stage}"),
+        error_msg: cause,
+    }
+    .into()
 }
 
 struct ChunkJobContext {
@@ -427,6 +493,10 @@ struct ChunkJobContext {
     task_ctx: Arc<TaskContext>,
     spill: SpillManager,
     progress: Arc<crate::task::TaskProgress>,
+    counters: Arc<StageCounters>,
+    /// The stage's threads, shared by the chunks being written: a chunk written alone
+    /// encodes its columns on all of them.
+    threads: ThreadShare,
 }
 
 impl ChunkJobContext {
@@ -435,11 +505,28 @@ impl ChunkJobContext {
         &self,
         interval: Interval,
         chunk: ChunkBuffer,
+        worker: usize,
     ) -> Result<(Interval, Vec<NewSegment>)> {
+        let _share = self.threads.join();
+        let counters = self.counters.worker(worker);
+        counters
+            .input
+            .rows
+            .fetch_add(chunk.rows as u64, Ordering::Relaxed);
+        counters.input.bytes.fetch_add(
+            (chunk.bytes + chunk.spilled_bytes) as u64,
+            Ordering::Relaxed,
+        );
+        counters
+            .input
+            .frames
+            .fetch_add(chunk.frames as u64, Ordering::Relaxed);
         let output_schema = Arc::new(self.schema.project(&self.output)?);
         let mut writer =
-            SegmentWriter::try_new(self.writer.clone(), self.deep.clone(), output_schema)?;
-        let written = self.write_sorted(chunk, &mut writer).await;
+            SegmentWriter::try_new(self.writer.clone(), self.deep.clone(), output_schema)?
+                .with_counters(Arc::clone(&self.counters), worker)
+                .with_threads(self.threads.clone());
+        let written = self.write_sorted(chunk, &mut writer, counters).await;
         let paths = writer.written_paths().to_vec();
         let result = match written {
             Ok(()) => writer.finish().await,
@@ -450,6 +537,9 @@ impl ChunkJobContext {
         };
         match result {
             Ok(segments) => {
+                for s in &segments {
+                    counters.output.add_frame(s.num_rows, s.size);
+                }
                 self.progress
                     .segments
                     .fetch_add(segments.len() as u64, Ordering::Relaxed);
@@ -465,20 +555,31 @@ impl ChunkJobContext {
         }
     }
 
-    async fn write_sorted(&self, chunk: ChunkBuffer, writer: &mut SegmentWriter) -> Result<()> {
+    async fn write_sorted(
+        &self,
+        chunk: ChunkBuffer,
+        writer: &mut SegmentWriter,
+        counters: &WorkerCounters,
+    ) -> Result<()> {
         let batch_size = self.task_ctx.session_config().batch_size().max(1);
+        let sort = &counters.sort;
+        let in_memory = u64::from(!chunk.batches.is_empty());
+        sort.level0_total.fetch_add(in_memory, Ordering::Relaxed);
         if chunk.runs.is_empty() {
             let sorted = self.order.sort(&self.schema, &chunk.batches)?;
             drop(chunk.batches);
+            sort.level0_done.fetch_add(in_memory, Ordering::Relaxed);
             for slice in slices(&sorted, 64 * batch_size) {
                 self.write(writer, &slice).await?;
             }
             return Ok(());
         }
         // Merge the spilled runs with what is still in memory.
+        sort.level1_total.fetch_add(1, Ordering::Relaxed);
         let mut streams: Vec<SendableRecordBatchStream> = Vec::new();
         if !chunk.batches.is_empty() {
             let sorted = self.order.sort(&self.schema, &chunk.batches)?;
+            sort.level0_done.fetch_add(1, Ordering::Relaxed);
             let pieces: Vec<Result<RecordBatch>> =
                 slices(&sorted, batch_size).into_iter().map(Ok).collect();
             streams.push(Box::pin(RecordBatchStreamAdapter::new(
@@ -510,6 +611,7 @@ impl ChunkJobContext {
         while let Some(batch) = merged.next().await {
             self.write(writer, &batch?).await?;
         }
+        sort.level1_done.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

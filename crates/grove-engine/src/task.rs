@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use grove_input::ScanCounters;
+
+use crate::counters::StageCounters;
 use tokio_util::sync::CancellationToken;
 
 /// The phase a statement is in.
@@ -61,6 +63,8 @@ pub struct TaskProgress {
     pub rows_spilled: AtomicU64,
     /// Counters of every EXTERN scan in the plan, once planned.
     scans: Mutex<Vec<Arc<ScanCounters>>>,
+    /// Per-stage, per-worker counters, once the stages start.
+    stages: Mutex<Vec<Arc<StageCounters>>>,
 }
 
 impl TaskProgress {
@@ -91,6 +95,18 @@ impl TaskProgress {
     /// The scans' counters.
     pub fn scans(&self) -> Vec<Arc<ScanCounters>> {
         self.scans.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Records the stages' counters (stage number = index).
+    pub fn set_stages(&self, stages: Vec<Arc<StageCounters>>) {
+        if let Ok(mut s) = self.stages.lock() {
+            *s = stages;
+        }
+    }
+
+    /// The stages' counters (empty before the stages start).
+    pub fn stages(&self) -> Vec<Arc<StageCounters>> {
+        self.stages.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 

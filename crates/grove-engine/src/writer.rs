@@ -13,6 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
@@ -24,9 +25,11 @@ use grove_store::{DeepStorage, NewSegment, RangeBounds, SegmentColumn};
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
-use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::counters::{SegmentProgress, StageCounters};
+use crate::parquet_writer::{ParallelParquetWriter, ThreadShare};
 
 /// What the writer needs to know about the ingest.
 #[derive(Debug, Clone)]
@@ -49,8 +52,10 @@ pub(crate) struct WriterConfig {
 struct OpenSegment {
     interval: Interval,
     path: ObjectPath,
-    writer: AsyncArrowWriter<BufWriter>,
+    writer: ParallelParquetWriter,
     rows: usize,
+    /// Rows in row groups already flushed.
+    persisted: usize,
     first_key: Option<Vec<Option<String>>>,
 }
 
@@ -75,6 +80,10 @@ pub(crate) struct SegmentWriter {
     buckets: BTreeSet<Interval>,
     paths: Vec<ObjectPath>,
     rows: u64,
+    /// The segment generator's counters, and the worker to count under.
+    counters: Option<(Arc<StageCounters>, usize)>,
+    /// Threads to encode columns with.
+    threads: ThreadShare,
 }
 
 impl SegmentWriter {
@@ -112,7 +121,27 @@ impl SegmentWriter {
             buckets: BTreeSet::new(),
             paths: Vec::new(),
             rows: 0,
+            counters: None,
+            threads: ThreadShare::new(1),
         })
+    }
+
+    /// Encodes columns on the threads `share` allows.
+    pub(crate) fn with_threads(mut self, share: ThreadShare) -> Self {
+        self.threads = share;
+        self
+    }
+
+    /// Counts progress (`segmentGenerationProgress`) under worker `worker` of `stage`.
+    pub(crate) fn with_counters(mut self, stage: Arc<StageCounters>, worker: usize) -> Self {
+        self.counters = Some((stage, worker));
+        self
+    }
+
+    fn progress(&self) -> Option<&SegmentProgress> {
+        self.counters
+            .as_ref()
+            .map(|(stage, worker)| &stage.worker(*worker).segments)
     }
 
     /// Files created so far (for cleanup on failure).
@@ -193,8 +222,15 @@ impl SegmentWriter {
             if cut > start {
                 let slice = batch.slice(start, cut - start);
                 if let Some(c) = self.current.as_mut() {
-                    c.writer.write(&slice).await?;
+                    let flushed = c.writer.write(&slice).await?;
                     c.rows += slice.num_rows();
+                    c.persisted += flushed;
+                    if let Some(p) = self.progress() {
+                        p.rows_processed
+                            .fetch_add(slice.num_rows() as u64, Ordering::Relaxed);
+                        p.rows_persisted
+                            .fetch_add(flushed as u64, Ordering::Relaxed);
+                    }
                 }
                 self.rows += slice.num_rows() as u64;
                 if let Some(keys) = keys {
@@ -242,8 +278,12 @@ impl SegmentWriter {
             .set_max_row_group_row_count(Some(1 << 20))
             .build();
         let object_writer = BufWriter::new(Arc::clone(self.deep.store()), path.clone());
-        let writer =
-            AsyncArrowWriter::try_new(object_writer, Arc::clone(&self.schema), Some(props))?;
+        let writer = ParallelParquetWriter::try_new(
+            object_writer,
+            Arc::clone(&self.schema),
+            props,
+            self.threads.clone(),
+        )?;
         let first_key = if self.range_indices.is_empty() {
             None
         } else {
@@ -260,6 +300,7 @@ impl SegmentWriter {
             path,
             writer,
             rows: 0,
+            persisted: 0,
             first_key,
         });
         Ok(())
@@ -270,6 +311,15 @@ impl SegmentWriter {
             return Ok(());
         };
         c.writer.close().await?;
+        // Closing flushed the last row group, wrote the footer and completed the upload
+        // to deep storage: the segment is persisted, merged and pushed.
+        if let Some(p) = self.progress() {
+            let rows = c.rows as u64;
+            p.rows_persisted
+                .fetch_add(rows - c.persisted as u64, Ordering::Relaxed);
+            p.rows_merged.fetch_add(rows, Ordering::Relaxed);
+            p.rows_pushed.fetch_add(rows, Ordering::Relaxed);
+        }
         self.finished.push(Finished {
             interval: c.interval,
             path: c.path,

@@ -11,11 +11,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float32Builder, Float64Builder, Int64Builder, RecordBatch,
+    Array, ArrayRef, AsArray, BooleanArray, ListArray, PrimitiveBuilder, RecordBatch, StringArray,
     StringBuilder,
 };
+use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, Float32Type, Float64Type, Int64Type, SchemaRef,
+};
 use datafusion::common::{DataFusionError, Result};
 use grove_common::MsqFault;
 use grove_common::types::DruidType;
@@ -82,7 +85,8 @@ pub struct DelimitedFormat {
     /// Rows skipped at the start of each file.
     #[serde(default)]
     pub skip_header_rows: usize,
-    /// Multi-value delimiter (accepted; multi-value columns are not split yet).
+    /// Delimiter of the values of an array cell (default Ctrl-A, `\u0001`); applies to
+    /// columns declared as arrays (`ARRAY<STRING>`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_delimiter: Option<String>,
     /// Field delimiter (tsv only; default tab).
@@ -176,8 +180,16 @@ impl InputFormat {
 }
 
 /// Counts parse exceptions against `maxParseExceptions`, shared by every reader of a query.
+/// A reader may hold a view of the budget that also counts its own exceptions
+/// ([`ParseBudget::counting_into`]).
 #[derive(Debug)]
 pub struct ParseBudget {
+    shared: Arc<SharedBudget>,
+    local: Option<Arc<AtomicU64>>,
+}
+
+#[derive(Debug)]
+struct SharedBudget {
     max: Option<u64>,
     count: AtomicU64,
     first: Mutex<Vec<String>>,
@@ -190,22 +202,38 @@ impl ParseBudget {
     /// A budget of `max` exceptions (`None` = unlimited).
     pub fn new(max: Option<u64>) -> Self {
         Self {
-            max,
-            count: AtomicU64::new(0),
-            first: Mutex::new(Vec::new()),
+            shared: Arc::new(SharedBudget {
+                max,
+                count: AtomicU64::new(0),
+                first: Mutex::new(Vec::new()),
+            }),
+            local: None,
+        }
+    }
+
+    /// The same budget, also counting the exceptions recorded through it into `local`
+    /// (a worker's warnings counter).
+    pub fn counting_into(&self, local: Arc<AtomicU64>) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            local: Some(local),
         }
     }
 
     /// Records one exception; fails when the budget is exceeded.
     pub fn record(&self, message: String) -> Result<()> {
-        let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        let shared = &self.shared;
+        let n = shared.count.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(local) = &self.local {
+            local.fetch_add(1, Ordering::Relaxed);
+        }
         tracing::warn!(parse_exception = %message, "CannotParseExternalData");
-        if let Ok(mut first) = self.first.lock()
+        if let Ok(mut first) = shared.first.lock()
             && first.len() < KEPT_MESSAGES
         {
             first.push(message.clone());
         }
-        match self.max {
+        match shared.max {
             Some(0) => Err(MsqFault::CannotParseExternalData { message }.into()),
             Some(max) if n > max => Err(MsqFault::TooManyWarnings {
                 root_error_code: "CannotParseExternalData".into(),
@@ -216,14 +244,18 @@ impl ParseBudget {
         }
     }
 
-    /// Exceptions recorded so far.
+    /// Exceptions recorded so far (through any view).
     pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.shared.count.load(Ordering::Relaxed)
     }
 
     /// The first few messages.
     pub fn messages(&self) -> Vec<String> {
-        self.first.lock().map(|m| m.clone()).unwrap_or_default()
+        self.shared
+            .first
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -574,7 +606,14 @@ fn decode_json_lines(
         schema
             .fields()
             .iter()
-            .map(|f| arrow::datatypes::Field::new(f.name(), arrow::datatypes::DataType::Utf8, true))
+            .map(|f| {
+                // Arrays stay arrays, of strings (JSON numbers coerced to text).
+                let t = match f.data_type() {
+                    DataType::List(_) => DruidType::StringArray.arrow_type(),
+                    _ => DataType::Utf8,
+                };
+                Field::new(f.name(), t, true)
+            })
             .collect::<Vec<_>>(),
     ));
     let mut string_decoder = new_json_decoder(&strings, lines.len().max(1))?;
@@ -604,7 +643,7 @@ fn decode_json_lines(
         return Ok(None);
     };
     let columns = batch.columns().to_vec();
-    coerce_batch(split, schema, columns, &good_lines, budget).map(Some)
+    coerce_batch(split, schema, columns, &good_lines, budget, None).map(Some)
 }
 
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these
@@ -682,7 +721,14 @@ fn read_delimited(
                 .iter_mut()
                 .map(|b| Arc::new(b.finish()) as ArrayRef)
                 .collect();
-            let batch = coerce_batch(split, schema, strings, &lines, budget)?;
+            let batch = coerce_batch(
+                split,
+                schema,
+                strings,
+                &lines,
+                budget,
+                options.list_delimiter.as_deref(),
+            )?;
             lines.clear();
             rows = 0;
             if batch.num_rows() > 0 && !emit(batch)? {
@@ -695,28 +741,39 @@ fn read_delimited(
     }
 }
 
-/// Converts string columns to the schema's types. Empty strings are NULL for non-string
-/// columns; values that do not parse are parse exceptions and their rows are dropped.
+/// The declared (signature) type behind an Arrow field type of a reader's schema.
+fn declared_type(data_type: &DataType) -> DruidType {
+    match data_type {
+        DataType::Int64 => DruidType::Long,
+        DataType::Float64 => DruidType::Double,
+        DataType::Float32 => DruidType::Float,
+        DataType::List(element) => declared_type(element.data_type())
+            .array_of()
+            .unwrap_or(DruidType::StringArray),
+        _ => DruidType::String,
+    }
+}
+
+/// Druid's default multi-value delimiter for CSV and TSV (Ctrl-A).
+const DEFAULT_LIST_DELIMITER: &str = "\u{1}";
+
+/// Converts string columns (or, from JSON, lists of strings) to the schema's types. Empty
+/// strings are NULL for non-string columns; values that do not parse are parse exceptions
+/// and their rows are dropped. For array columns a string cell is split on
+/// `list_delimiter` (CSV and TSV; `None` for JSON, whose arrays arrive as lists).
 fn coerce_batch(
     split: &InputSplit,
     schema: &SchemaRef,
     strings: Vec<ArrayRef>,
     lines: &[u64],
     budget: &ParseBudget,
+    list_delimiter: Option<&str>,
 ) -> Result<RecordBatch> {
     let rows = lines.len();
     let mut keep = vec![true; rows];
     let mut columns = Vec::with_capacity(strings.len());
     for (field, array) in schema.fields().iter().zip(strings) {
-        let Some(strs) = array.as_any().downcast_ref::<arrow::array::StringArray>() else {
-            return Err(DataFusionError::Internal("expected string column".into()));
-        };
-        let target = match field.data_type() {
-            arrow::datatypes::DataType::Int64 => DruidType::Long,
-            arrow::datatypes::DataType::Float64 => DruidType::Double,
-            arrow::datatypes::DataType::Float32 => DruidType::Float,
-            _ => DruidType::String,
-        };
+        let target = declared_type(field.data_type());
         let mut bad = |row: usize, value: &str| -> Result<()> {
             keep[row] = false;
             budget.record(row_error(
@@ -730,55 +787,21 @@ fn coerce_batch(
                 ),
             ))
         };
-        let out: ArrayRef = match target {
-            DruidType::String => array,
-            DruidType::Long => {
-                let mut b = Int64Builder::with_capacity(rows);
-                for (row, v) in strs.iter().enumerate() {
-                    match v.map(str::trim) {
-                        None | Some("") => b.append_null(),
-                        Some(s) => match parse_long(s) {
-                            Some(n) => b.append_value(n),
-                            None => {
-                                bad(row, s)?;
-                                b.append_null();
-                            }
-                        },
-                    }
-                }
-                Arc::new(b.finish())
+        let out: ArrayRef = match target.element() {
+            None => {
+                let strs = array
+                    .as_string_opt::<i32>()
+                    .ok_or_else(|| DataFusionError::Internal("expected a string column".into()))?;
+                convert_strings(strs, target, &mut |i, v| bad(i, v))?
             }
-            DruidType::Double => {
-                let mut b = Float64Builder::with_capacity(rows);
-                for (row, v) in strs.iter().enumerate() {
-                    match v.map(str::trim) {
-                        None | Some("") => b.append_null(),
-                        Some(s) => match s.parse::<f64>() {
-                            Ok(n) => b.append_value(n),
-                            Err(_) => {
-                                bad(row, s)?;
-                                b.append_null();
-                            }
-                        },
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            DruidType::Float => {
-                let mut b = Float32Builder::with_capacity(rows);
-                for (row, v) in strs.iter().enumerate() {
-                    match v.map(str::trim) {
-                        None | Some("") => b.append_null(),
-                        Some(s) => match s.parse::<f32>() {
-                            Ok(n) => b.append_value(n),
-                            Err(_) => {
-                                bad(row, s)?;
-                                b.append_null();
-                            }
-                        },
-                    }
-                }
-                Arc::new(b.finish())
+            Some(element) => {
+                let (offsets, values, nulls) =
+                    list_of_strings(&array, list_delimiter.unwrap_or(DEFAULT_LIST_DELIMITER))?;
+                // Element i belongs to the row whose offsets range holds it.
+                let row_of = |i: usize| offsets.partition_point(|&o| o as usize <= i) - 1;
+                let values = convert_strings(&values, element, &mut |i, v| bad(row_of(i), v))?;
+                let item = Arc::new(Field::new_list_field(values.data_type().clone(), true));
+                Arc::new(ListArray::try_new(item, offsets, values, nulls)?)
             }
         };
         columns.push(out);
@@ -792,6 +815,88 @@ fn coerce_batch(
         return Ok(batch);
     }
     Ok(filter_record_batch(&batch, &BooleanArray::from(keep))?)
+}
+
+/// The elements of a list-of-strings column: a `ListArray` of strings as it is, or a
+/// string column split on `delimiter` (an empty or NULL cell is a NULL row).
+fn list_of_strings(
+    array: &ArrayRef,
+    delimiter: &str,
+) -> Result<(OffsetBuffer<i32>, StringArray, Option<NullBuffer>)> {
+    if let Some(list) = array.as_list_opt::<i32>() {
+        let values = list
+            .values()
+            .as_string_opt::<i32>()
+            .ok_or_else(|| DataFusionError::Internal("expected a list of strings".into()))?;
+        return Ok((
+            list.offsets().clone(),
+            values.clone(),
+            list.nulls().cloned(),
+        ));
+    }
+    let strs = array
+        .as_string_opt::<i32>()
+        .ok_or_else(|| DataFusionError::Internal("expected a string column".into()))?;
+    let mut values = StringBuilder::new();
+    let mut lengths = Vec::with_capacity(strs.len());
+    let mut valid = Vec::with_capacity(strs.len());
+    for cell in strs.iter() {
+        match cell {
+            None | Some("") => {
+                lengths.push(0);
+                valid.push(false);
+            }
+            Some(cell) => {
+                let mut n = 0;
+                for part in cell.split(delimiter) {
+                    values.append_value(part);
+                    n += 1;
+                }
+                lengths.push(n);
+                valid.push(true);
+            }
+        }
+    }
+    Ok((
+        OffsetBuffer::from_lengths(lengths),
+        values.finish(),
+        Some(NullBuffer::from(valid)),
+    ))
+}
+
+/// Converts strings to a scalar Druid type; `bad(i, value)` is called for each value that
+/// does not parse (it becomes NULL).
+fn convert_strings(
+    strs: &StringArray,
+    target: DruidType,
+    bad: &mut dyn FnMut(usize, &str) -> Result<()>,
+) -> Result<ArrayRef> {
+    fn numbers<T: ArrowPrimitiveType>(
+        strs: &StringArray,
+        parse: impl Fn(&str) -> Option<T::Native>,
+        bad: &mut dyn FnMut(usize, &str) -> Result<()>,
+    ) -> Result<ArrayRef> {
+        let mut builder = PrimitiveBuilder::<T>::with_capacity(strs.len());
+        for (i, v) in strs.iter().enumerate() {
+            match v.map(str::trim) {
+                None | Some("") => builder.append_null(),
+                Some(s) => match parse(s) {
+                    Some(n) => builder.append_value(n),
+                    None => {
+                        bad(i, s)?;
+                        builder.append_null();
+                    }
+                },
+            }
+        }
+        Ok(Arc::new(builder.finish()))
+    }
+    match target {
+        DruidType::Long => numbers::<Int64Type>(strs, parse_long, bad),
+        DruidType::Double => numbers::<Float64Type>(strs, |s| s.parse().ok(), bad),
+        DruidType::Float => numbers::<Float32Type>(strs, |s| s.parse().ok(), bad),
+        _ => Ok(Arc::new(strs.clone())),
+    }
 }
 
 /// Druid's long parsing: an integer, or a decimal number truncated toward zero.

@@ -22,7 +22,10 @@ pub use flatten::{FieldKind, FlattenField, FlattenSpec, Flattener};
 pub use format::{ColumnarFormat, DelimitedFormat, InputFormat, ParseBudget, ReadEnv, read_split};
 pub use policy::InputPolicy;
 pub use remote::{CloudObject, HttpObject, io_handle};
-pub use scan::{ExternScanExec, ExternSpec, ExternTable, ScanCounters, assign_splits, cut_splits};
+pub use scan::{
+    ExternScanExec, ExternSpec, ExternTable, PartitionCounters, ScanCounters, assign_splits,
+    cut_splits,
+};
 pub use source::{
     ClientConfig, CloudObjectSpec, CloudProperties, CloudSource, EndpointConfig, InputSource,
     PasswordProvider, ProviderSpec,

@@ -293,14 +293,15 @@ pub(crate) async fn list_cloud(kind: CloudKind, source: &CloudSource) -> Result<
     for prefix in &source.prefixes {
         let u = CloudUri::parse(kind, prefix)?;
         let store = store_for(&u.account, &u.bucket)?;
-        let prefix_path = ObjectPath::from(u.key.as_str());
-        let mut listing = store.list(Some(&prefix_path));
+        // object_store lists whole path segments (it appends `/` to the prefix); Druid's
+        // prefixes are plain string prefixes of the key. List the directory the prefix
+        // ends in, and keep the keys that start with the prefix.
+        let dir = u.key.rfind('/').map(|i| ObjectPath::from(&u.key[..i]));
+        let mut listing = store.list(dir.as_ref());
         let mut found = Vec::new();
         while let Some(meta) = listing.next().await {
             let meta = meta
                 .map_err(|e| DataFusionError::Execution(format!("Cannot list [{prefix}]: {e}")))?;
-            // object_store lists whole path segments; Druid's prefixes are plain string
-            // prefixes of the key.
             if meta.size == 0 || !meta.location.as_ref().starts_with(u.key.as_str()) {
                 continue;
             }

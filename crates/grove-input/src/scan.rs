@@ -188,20 +188,54 @@ pub fn assign_splits(mut splits: Vec<InputSplit>, partitions: usize) -> Vec<Vec<
     groups.into_iter().map(|(_, g)| g).collect()
 }
 
-/// Live counters of one EXTERN scan, shared by its partitions (Druid's `input0` channel
-/// counters: rows, bytes, files, totalFiles).
-#[derive(Debug)]
-pub struct ScanCounters {
+/// Live counters of one partition of an EXTERN scan (Druid's `input0` channel counters of
+/// one worker: rows, bytes, files, totalFiles; and its parse warnings).
+#[derive(Debug, Default)]
+pub struct PartitionCounters {
     /// Rows produced.
     pub rows: AtomicU64,
     /// Raw bytes read from the input (before decompression).
     pub bytes: AtomicU64,
     /// Splits (files) fully read.
     pub files: AtomicU64,
-    /// Splits in the scan.
+    /// Splits assigned.
     pub total_files: AtomicU64,
+    /// Bytes of the splits assigned, where sizes are known (for progress estimates).
+    pub total_bytes: AtomicU64,
+    /// Parse exceptions charged by this partition.
+    pub warnings: Arc<AtomicU64>,
+}
+
+/// Live counters of one EXTERN scan: one entry per partition. With newline-delimited
+/// JSON, split group `g` is read (bytes, files) by partition `g`'s reader thread and
+/// decoded (rows, warnings) by whichever partition takes a block.
+#[derive(Debug)]
+pub struct ScanCounters {
+    /// Per partition.
+    pub partitions: Vec<PartitionCounters>,
     /// Parse exceptions (bad rows) charged against `maxParseExceptions`.
     pub parse: Arc<ParseBudget>,
+}
+
+impl ScanCounters {
+    /// Partition `p`'s counters (`p` wraps around the partition count).
+    pub fn partition(&self, p: usize) -> &PartitionCounters {
+        &self.partitions[p % self.partitions.len()]
+    }
+
+    /// Sum of one field over the partitions.
+    pub fn total(&self, f: impl Fn(&PartitionCounters) -> &AtomicU64) -> u64 {
+        self.partitions
+            .iter()
+            .map(|p| f(p).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Partition `p`'s view of the parse budget (counting into its warnings).
+    fn budget(&self, p: usize) -> ParseBudget {
+        self.parse
+            .counting_into(Arc::clone(&self.partition(p).warnings))
+    }
 }
 
 /// Reads EXTERN splits. Newline-delimited JSON: one reader thread per split group cuts
@@ -249,12 +283,17 @@ impl ExternScanExec {
             Boundedness::Bounded,
         )
         .with_scheduling_type(SchedulingType::Cooperative);
-        let total: usize = splits.iter().map(Vec::len).sum();
         let counters = ScanCounters {
-            rows: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            files: AtomicU64::new(0),
-            total_files: AtomicU64::new(total as u64),
+            partitions: (0..partitions.max(1).max(splits.len()))
+                .map(|p| {
+                    let group = splits.get(p).map_or(&[][..], Vec::as_slice);
+                    PartitionCounters {
+                        total_files: AtomicU64::new(group.len() as u64),
+                        total_bytes: AtomicU64::new(group.iter().map(InputSplit::weight).sum()),
+                        ..PartitionCounters::default()
+                    }
+                })
+                .collect(),
             parse: Arc::new(ParseBudget::new(max_parse_exceptions)),
         };
         Self {
@@ -282,7 +321,7 @@ impl ExternScanExec {
         let (tx, rx) = mpsc::sync_channel(2 * partitions + 2);
         let queue = Arc::new(BlockQueue { rx: Mutex::new(rx) });
         let handle = crate::remote::io_handle()?;
-        for group in &self.splits {
+        for (g, group) in self.splits.iter().enumerate() {
             let group = group.clone();
             let tx = tx.clone();
             let counters = Arc::clone(&self.counters);
@@ -293,7 +332,7 @@ impl ExternScanExec {
                     // A panic in a decoder library must fail the query, not end the
                     // input early as if it were complete.
                     let run = std::panic::AssertUnwindSafe(|| {
-                        read_blocks(group, handle, batch_size, &counters, &tx)
+                        read_blocks(group, handle, batch_size, counters.partition(g), &tx)
                     });
                     if let Err(panic) = std::panic::catch_unwind(run) {
                         let what = panic
@@ -334,7 +373,9 @@ impl ExternScanExec {
         };
         let schema = Arc::clone(&self.schema);
         let counters = Arc::clone(&self.counters);
+        let budget = self.counters.budget(partition);
         builder.spawn_blocking(move || {
+            let counters = counters.partition(partition);
             let mut decoder = JsonBlockDecoder::try_new(flatten.as_ref(), &schema, batch_size)?;
             loop {
                 let next = match queue.rx.lock() {
@@ -344,7 +385,7 @@ impl ExternScanExec {
                 let Ok(block) = next else {
                     return Ok(()); // every reader is done
                 };
-                if let Some(batch) = decoder.decode(&block?, &counters.parse)?
+                if let Some(batch) = decoder.decode(&block?, &budget)?
                     && batch.num_rows() > 0
                 {
                     counters
@@ -429,10 +470,11 @@ impl ExecutionPlan for ExternScanExec {
         let tx = builder.tx();
         let spec = Arc::clone(&self.spec);
         let schema = Arc::clone(&self.schema);
-        let budget = Arc::clone(&self.counters.parse);
+        let budget = self.counters.budget(partition);
         let counters = Arc::clone(&self.counters);
         let handle = crate::remote::io_handle()?;
         builder.spawn_blocking(move || {
+            let counters = counters.partition(partition);
             let bytes = Arc::new(AtomicU64::new(0));
             let env = ReadEnv {
                 handle,
@@ -477,7 +519,7 @@ fn read_blocks(
     group: Vec<InputSplit>,
     handle: tokio::runtime::Handle,
     batch_size: usize,
-    counters: &ScanCounters,
+    counters: &PartitionCounters,
     tx: &mpsc::SyncSender<Result<LineBlock>>,
 ) {
     // Remote readers build their requests on the I/O runtime.

@@ -11,6 +11,7 @@
 mod api;
 mod config;
 mod locks;
+pub mod progress;
 mod tasks;
 
 pub use api::{AppState, router};

@@ -7,8 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use datafusion::arrow::record_batch::RecordBatch;
-use grove_engine::GroveContext;
+use std::sync::Arc;
+
+use grove_common::QueryContext;
+use grove_engine::{GroveContext, StatementOutcome, TaskControl};
 use grove_server::ServerConfig;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -189,7 +193,23 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let grove = GroveContext::open_with(&data_dir, &options).await?;
             let mut out = std::io::stdout().lock();
             for statement in grove_sql::split_statements(&sql)? {
-                let df = grove.sql(&statement).await?;
+                // An INSERT or REPLACE draws its stages' progress while it runs.
+                let control = TaskControl::new();
+                let stop = CancellationToken::new();
+                let bars = tokio::spawn(grove_server::progress::draw(
+                    Arc::clone(&control.progress),
+                    stop.clone(),
+                ));
+                let outcome = grove
+                    .execute_statement_with(&statement, &QueryContext::new(), &control)
+                    .await;
+                stop.cancel();
+                let _ = bars.await;
+                let df = match outcome? {
+                    StatementOutcome::Query(df) => df,
+                    StatementOutcome::Ingest(summary) => grove.summary_frame(&summary)?,
+                    StatementOutcome::Set => continue,
+                };
                 let batches = df.collect().await?;
                 if batches.iter().all(|b| b.num_columns() == 0) {
                     continue;

@@ -118,6 +118,11 @@ pub async fn plan_ingest(state: &SessionState, stmt: &IngestStatement) -> Result
             }
             .into());
         };
+        if let StorageType::Column(t) = &storage
+            && t.element().is_some()
+        {
+            check_array_ingest_mode(state, field.name(), *t)?;
+        }
         let column = Expr::Column(Column::from((qualifier, field.as_ref())));
         let target_type = storage.arrow_type();
         let expr = if field.data_type() == &target_type {
@@ -174,6 +179,35 @@ pub fn session_zone(state: &SessionState) -> grove_common::time::Zone {
         .get::<grove_common::context::MsqOptions>()
         .and_then(|o| grove_common::time::Zone::parse(&o.sql_time_zone))
         .unwrap_or(grove_common::time::Zone::UTC)
+}
+
+/// Druid's `arrayIngestMode` decides whether an array column may be stored: Grove stores
+/// arrays as array columns (`array`, the default); it has no multi-value string columns
+/// (`mvd`), and `none` refuses arrays as Druid does.
+fn check_array_ingest_mode(state: &SessionState, column: &str, t: DruidType) -> Result<()> {
+    let mode = state
+        .config()
+        .options()
+        .extensions
+        .get::<grove_common::context::MsqOptions>()
+        .map_or("array", |o| o.array_ingest_mode.as_str());
+    match mode {
+        "mvd" => Err(MsqFault::QueryNotSupported {
+            message: format!(
+                "Column [{column}] is of type [{}]. Grove stores arrays as array columns only: \
+                 arrayIngestMode [mvd] (multi-value string dimensions) is not supported; \
+                 remove it or set it to [array]",
+                t.native_name()
+            ),
+        }
+        .into()),
+        "none" => plan_err!(
+            "Cannot write into field [{column}] using type [{}] and arrayIngestMode [none]. \
+             Set arrayIngestMode to [array] to ingest arrays",
+            t.sql_name()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Druid's `finalizeAggregations` for this statement (true unless set to false).

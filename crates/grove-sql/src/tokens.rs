@@ -241,7 +241,7 @@ fn parse_column_list(tokens: &[TokenWithSpan]) -> Result<Vec<SignatureColumn>> {
         let Some(column_type) = DruidType::parse(&type_name) else {
             return plan_err!(
                 "Unsupported type [{type_name}] for column [{}] in EXTEND; expected VARCHAR, \
-                 BIGINT, DOUBLE or FLOAT",
+                 BIGINT, DOUBLE, FLOAT, or an array of one (VARCHAR ARRAY, ...)",
                 name.value
             );
         };

@@ -101,6 +101,10 @@ fn wider(a: DruidType, b: DruidType) -> DruidType {
         DruidType::Float => 1,
         DruidType::Double => 2,
         DruidType::String => 3,
+        // An array column is wider than any scalar: a scalar reads as a one-element array.
+        DruidType::LongArray => 4,
+        DruidType::DoubleArray => 5,
+        DruidType::StringArray => 6,
     };
     if rank(a) >= rank(b) { a } else { b }
 }

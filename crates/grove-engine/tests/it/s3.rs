@@ -105,6 +105,14 @@ async fn s3_uris_prefixes_objects_glob_and_table_function() {
     assert_eq!(scalar(&grove, "SELECT COUNT(*) FROM p").await, 175);
     assert_eq!(scalar(&grove, "SELECT SUM(n) FROM p").await, 174 * 175 / 2);
 
+    // A prefix that ends inside a path segment is a plain string prefix, as in Druid:
+    // data/b.json.gz only (not data/a.json, nor anything under other/).
+    grove
+        .sql(&insert("pp", r#""prefixes":["s3://wiki/data/b"]"#, &extra))
+        .await
+        .unwrap();
+    assert_eq!(scalar(&grove, "SELECT COUNT(*) FROM pp").await, 50);
+
     // objectGlob narrows a prefix listing.
     grove
         .sql(&insert(

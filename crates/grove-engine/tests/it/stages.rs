@@ -262,18 +262,18 @@ async fn counters_agree_with_the_segments() {
     let file = write_rows(input.path(), 30_000);
     let dir = tempfile::tempdir().unwrap();
     let grove = GroveContext::open(dir.path()).await.unwrap();
-    let prepared = grove
-        .prepare(&ingest_sql(&file, 4_000), &QueryContext::new())
-        .await
-        .unwrap();
+    // Two workers (maxNumTasks counts the controller).
+    let sql = format!("SET maxNumTasks = 3;\n{}", ingest_sql(&file, 4_000));
+    let prepared = grove.prepare(&sql, &QueryContext::new()).await.unwrap();
     let control = TaskControl::new();
     let summary = grove.run_ingest(&prepared, &control).await.unwrap();
     let p = &control.progress;
     let scans = p.scans();
-    let read: u64 = scans.iter().map(|s| s.rows.load(Relaxed)).sum();
-    let bytes: u64 = scans.iter().map(|s| s.bytes.load(Relaxed)).sum();
+    let read: u64 = scans.iter().map(|s| s.total(|c| &c.rows)).sum();
+    let bytes: u64 = scans.iter().map(|s| s.total(|c| &c.bytes)).sum();
     assert_eq!(read, 30_000, "rows read");
     assert_eq!(bytes, std::fs::metadata(&file).unwrap().len(), "bytes read");
+    assert_eq!(scans.iter().map(|s| s.total(|c| &c.files)).sum::<u64>(), 1);
     assert_eq!(p.rows_out.load(Relaxed), 30_000, "rows written");
     assert_eq!(p.rows_pushed.load(Relaxed), 30_000, "rows published");
     assert_eq!(summary.rows, 30_000);
@@ -284,5 +284,40 @@ async fn counters_agree_with_the_segments() {
     assert_eq!(
         summary.segments.iter().map(|s| s.num_rows).sum::<u64>(),
         30_000
+    );
+
+    // Per-stage, per-worker counters: rows in equal rows out at every step.
+    let stages = p.stages();
+    assert_eq!(stages.len(), 2);
+    let (stage0, stage1) = (&stages[0], &stages[1]);
+    assert_eq!(stage0.worker_count(), 2);
+    assert_eq!(stage0.total(|w| &w.output.rows), 30_000, "stage 0 routed");
+    assert!(stage0.total(|w| &w.output.frames) >= 3);
+    assert_eq!(stage1.total(|w| &w.input.rows), 30_000, "stage 1 read");
+    assert_eq!(
+        stage1.total(|w| &w.input.bytes),
+        stage0.total(|w| &w.output.bytes),
+        "stage 1 reads the bytes stage 0 shuffled"
+    );
+    assert_eq!(stage1.total(|w| &w.output.rows), 30_000, "segment rows");
+    assert_eq!(stage1.total(|w| &w.output.bytes), on_disk);
+    assert_eq!(
+        stage1.total(|w| &w.output.frames),
+        summary.segments.len() as u64
+    );
+    assert_eq!(stage1.total(|w| &w.segments.rows_processed), 30_000);
+    assert_eq!(stage1.total(|w| &w.segments.rows_persisted), 30_000);
+    assert_eq!(stage1.total(|w| &w.segments.rows_merged), 30_000);
+    assert_eq!(stage1.total(|w| &w.segments.rows_pushed), 30_000);
+    // Every chunk was sorted once, in memory.
+    assert_eq!(stage1.total(|w| &w.sort.level0_total), 3);
+    assert_eq!(stage1.total(|w| &w.sort.level0_done), 3);
+    assert_eq!(stage1.total(|w| &w.sort.level1_total), 0);
+    // Both stage-1 workers did work (three chunks, two at a time).
+    assert!(
+        stage1
+            .workers()
+            .iter()
+            .all(|w| w.input.rows.load(Relaxed) > 0)
     );
 }

@@ -61,3 +61,54 @@ PARTITIONED BY DAY;
     assert!(!ok);
     assert!(err.contains("give SQL with -e"), "{err}");
 }
+
+/// An INSERT on a terminal draws a progress bar per stage on stderr; with stderr piped
+/// (as in every other test here) nothing but the result is printed.
+#[test]
+fn progress_bars_only_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sql = r#"INSERT INTO w SELECT TIME_PARSE(ts) AS __time, page FROM TABLE(EXTERN('{"type":"inline","data":"{\"ts\":\"2015-09-12T01:00:00Z\",\"page\":\"a\"}"}', '{"type":"json"}')) EXTEND (ts VARCHAR, page VARCHAR) PARTITIONED BY DAY"#;
+    let (ok, out, err) = grove_sql(&data, &["-e", sql]);
+    assert!(ok, "{err}");
+    assert!(!err.contains("stage 0"), "{err}");
+    assert!(!out.contains("stage 0"), "{out}");
+
+    // util-linux `script` runs the command on a pseudo-terminal and copies what it drew.
+    let Ok(script) = which("script") else {
+        eprintln!("SKIPPED: no `script` command to make a terminal");
+        return;
+    };
+    let sql_file = dir.path().join("ingest.sql");
+    std::fs::write(&sql_file, sql).unwrap();
+    let command = format!(
+        "{} sql --data-dir {} -f {}",
+        env!("CARGO_BIN_EXE_grove"),
+        data.display(),
+        sql_file.display()
+    );
+    let out = Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    let drawn = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{drawn}");
+    assert!(drawn.contains("stage 0 read"), "{drawn}");
+    assert!(drawn.contains("stage 1 write"), "{drawn}");
+    assert!(drawn.contains("1 segments"), "{drawn}");
+    // The result table still follows.
+    assert!(
+        drawn.contains("| w          | 1    | 1        |"),
+        "{drawn}"
+    );
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        })
+        .ok_or(())
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod cloud;
 mod inputs;
 mod support;
 mod task_api;

@@ -1,6 +1,6 @@
 //! Each endpoint, field by field, and each kind of bad request.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::{TestServer, inline};
 
@@ -112,11 +112,43 @@ async fn ingest_task_endpoints_have_druid_shapes() {
         json!({"type": "stage", "stage": 0})
     );
     assert_eq!(stages[1]["phase"], "FINISHED");
+    // Counters per stage and worker: the two workers' figures add up.
     let c = &mq["payload"]["counters"];
-    assert_eq!(c["0"]["0"]["input0"]["rows"], json!([10]));
-    assert_eq!(c["0"]["0"]["input0"]["files"], json!([1]));
-    assert!(c["0"]["0"]["input0"]["bytes"][0].as_u64().unwrap() > 0);
-    assert_eq!(c["1"]["0"]["segmentGenerationProgress"]["rowsPushed"], 10);
+    let total = |stage: &str, counter: &str, field: &str| -> u64 {
+        c[stage]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|w| match &w[counter][field] {
+                Value::Array(a) => a[0].as_u64().unwrap(),
+                v => v.as_u64().unwrap_or(0),
+            })
+            .sum()
+    };
+    assert_eq!(total("0", "input0", "rows"), 10);
+    assert_eq!(total("0", "input0", "files"), 1);
+    assert_eq!(total("0", "input0", "totalFiles"), 1);
+    assert!(total("0", "input0", "bytes") > 0);
+    assert_eq!(total("0", "output", "rows"), 10);
+    assert_eq!(total("1", "input0", "rows"), 10);
+    assert_eq!(total("1", "output", "rows"), 10);
+    assert_eq!(total("1", "output", "frames"), 1, "one segment file");
+    for field in ["rowsProcessed", "rowsPersisted", "rowsMerged", "rowsPushed"] {
+        assert_eq!(
+            total("1", "segmentGenerationProgress", field),
+            10,
+            "{field}"
+        );
+    }
+    let sort = &c["1"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|w| w.get("sortProgress").is_some())
+        .unwrap()["sortProgress"];
+    assert_eq!(sort["type"], "sortProgress");
+    assert_eq!(sort["progressDigest"], 1.0);
+    assert_eq!(sort["totalMergingLevels"], 1);
 
     // The same report through the /report alias, and the data through a SELECT task.
     let (code, alias) = server
