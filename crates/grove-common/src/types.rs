@@ -145,7 +145,7 @@ impl fmt::Display for DruidType {
 }
 
 /// How a computed Arrow column is stored in a segment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StorageType {
     /// The `__time` column (Arrow timestamp, milliseconds).
     Time,
@@ -187,7 +187,7 @@ impl StorageType {
 /// A Druid complex column type Grove can store. Values are opaque bytes (Arrow
 /// `Binary`); the field carries [`COMPLEX_TYPE_KEY`] metadata naming the type, so a
 /// sketch column is told apart from arbitrary binary data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ComplexType {
     /// `COMPLEX<HLLSketch>`: a serialized Apache DataSketches HLL sketch.
     HllSketch,

@@ -503,6 +503,8 @@ impl GroveContext {
         let config = state.config_mut();
         config.options_mut().execution.target_partitions = stage.partitions;
         config.set_extension(Arc::new(stage));
+        // Segment writers find deep storage here (a plan rebuilt elsewhere does too).
+        config.set_extension(Arc::new(self.deep.clone()));
         Ok(state)
     }
 }

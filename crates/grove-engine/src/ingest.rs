@@ -140,12 +140,6 @@ pub(crate) async fn execute_ingest(
         .iter()
         .map(|s| ObjectPath::from(s.path.as_str()))
         .collect();
-    progress
-        .segments
-        .store(segments.len() as u64, Ordering::Relaxed);
-    progress
-        .bytes_out
-        .store(segments.iter().map(|s| s.size).sum(), Ordering::Relaxed);
     let cleanup_and = |e: DataFusionError| async {
         deep.delete_all(&paths).await;
         e

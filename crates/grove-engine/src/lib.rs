@@ -6,8 +6,10 @@
 //! [`GroveContext`] is the entry point for embedding programs, the CLI, the HTTP server
 //! and the sqllogictest runner alike.
 
+mod codec;
 mod context;
 pub mod counters;
+mod exec;
 mod ingest;
 mod parquet_writer;
 mod query;
@@ -16,10 +18,12 @@ mod stages;
 mod task;
 mod writer;
 
+pub use codec::GroveCodec;
 pub use context::{
     DRUID_SCHEMA, GroveContext, GroveOptions, PreparedKind, PreparedStatement, StatementOutcome,
     available_cores, default_memory_limit, parse_byte_size,
 };
+pub use exec::{ChunkShuffleExec, GeneratorSpec, SegmentGeneratorExec, ShuffleSpec};
 pub use ingest::IngestSummary;
 pub use query::QueryResults;
 pub use report::{

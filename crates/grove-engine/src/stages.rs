@@ -41,14 +41,17 @@ use grove_common::{Interval, MsqFault};
 use grove_store::{DeepStorage, NewSegment};
 use tokio::task::JoinError;
 
-use crate::counters::{Channel, StageCounters, StageKind, WorkerCounters};
+use crate::counters::{Channel, StageCounters, WorkerCounters};
+use crate::exec::{
+    ChunkShuffleExec, GeneratorSpec, SegmentGeneratorExec, ShuffleOutput, ShuffleSpec,
+};
 use crate::parquet_writer::ThreadShare;
 use crate::task::TaskControl;
 use crate::writer::{SegmentWriter, WriterConfig, check_chunk, time_column};
 
 /// Rows of one time chunk gathered by stage 0.
 #[derive(Default)]
-struct ChunkBuffer {
+pub(crate) struct ChunkBuffer {
     batches: Vec<RecordBatch>,
     /// Bytes of `batches` (charged to the memory reservation).
     bytes: usize,
@@ -63,7 +66,7 @@ struct ChunkBuffer {
 }
 
 /// How rows are ordered inside a time chunk.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ChunkOrder {
     /// Column indices of the sort key: [CLUSTERED BY..., __time].
     pub(crate) columns: Vec<usize>,
@@ -115,7 +118,7 @@ fn is_identity(indices: &UInt32Array) -> bool {
 }
 
 /// Stage 0's state: chunk buffers under one memory reservation.
-struct Shuffle {
+pub(crate) struct Shuffle {
     schema: SchemaRef,
     /// The ingest's settings (granularity, OVERWRITE intervals, limits).
     config: WriterConfig,
@@ -133,6 +136,60 @@ struct ShuffleState {
 }
 
 impl Shuffle {
+    /// Empty buffers for rows of `schema`, charged to the task's memory pool, spilling
+    /// under its spill directory.
+    pub(crate) fn try_new(
+        schema: SchemaRef,
+        config: WriterConfig,
+        order: ChunkOrder,
+        ctx: &TaskContext,
+    ) -> Result<Self> {
+        let time_index = schema.index_of(TIME_COLUMN)?;
+        let runtime = ctx.runtime_env();
+        let metrics = ExecutionPlanMetricsSet::new();
+        let spill = SpillManager::new(
+            Arc::clone(&runtime),
+            SpillMetrics::new(&metrics, 0),
+            Arc::clone(&schema),
+        )
+        .with_compression_type(datafusion::common::config::SpillCompression::Lz4Frame);
+        let reservation = MemoryConsumer::new("grove ingest stage 0")
+            .with_can_spill(true)
+            .register(&runtime.memory_pool);
+        Ok(Self {
+            schema,
+            config,
+            time_index,
+            order,
+            spill,
+            state: Mutex::new(ShuffleState {
+                chunks: BTreeMap::new(),
+                reservation,
+            }),
+            rows_in: AtomicU64::new(0),
+            spilled_rows: AtomicU64::new(0),
+        })
+    }
+
+    /// The chunks (largest first) and what stage 1 needs to read them.
+    pub(crate) fn take_output(&self) -> Result<ShuffleOutput> {
+        let chunks = {
+            let mut state = self
+                .state
+                .lock()
+                .map_err(|_| DataFusionError::Internal("shuffle state poisoned".into()))?;
+            std::mem::take(&mut state.chunks)
+        };
+        let mut chunks: Vec<(Interval, ChunkBuffer)> = chunks.into_iter().collect();
+        chunks.sort_by_key(|(_, c)| std::cmp::Reverse(c.rows));
+        Ok(ShuffleOutput {
+            chunks,
+            spill: self.spill.clone(),
+            rows: self.rows_in.load(Ordering::Relaxed),
+            spilled_rows: self.spilled_rows.load(Ordering::Relaxed),
+        })
+    }
+
     /// Routes the rows of one batch to their chunks, counting them in `counters` (the
     /// worker's output channel).
     fn route(&self, batch: RecordBatch, counters: &Channel) -> Result<()> {
@@ -266,56 +323,39 @@ impl IngestStages<'_> {
     /// Runs both stages. On failure every file written is deleted before returning.
     pub(crate) async fn run(self) -> Result<StageOutcome> {
         let schema = self.plan.schema();
-        let time_index = schema.index_of(TIME_COLUMN)?;
-        let runtime = self.task_ctx.runtime_env();
-        let metrics = ExecutionPlanMetricsSet::new();
-        let spill = SpillManager::new(
-            Arc::clone(&runtime),
-            SpillMetrics::new(&metrics, 0),
+        let shuffle = Arc::new(ChunkShuffleExec::try_new(
+            Arc::clone(&self.plan),
+            ShuffleSpec {
+                writer: self.writer.clone(),
+                order: self.order.clone(),
+                workers: self.worker_count,
+            },
+        )?);
+        let generator = Arc::new(SegmentGeneratorExec::new(
             Arc::clone(&schema),
-        )
-        .with_compression_type(datafusion::common::config::SpillCompression::Lz4Frame);
-        let reservation = MemoryConsumer::new("grove ingest stage 0")
-            .with_can_spill(true)
-            .register(&runtime.memory_pool);
-        let shuffle = Arc::new(Shuffle {
-            schema: Arc::clone(&schema),
-            config: self.writer.clone(),
-            time_index,
-            order: self.order.clone(),
-            spill,
-            state: Mutex::new(ShuffleState {
-                chunks: BTreeMap::new(),
-                reservation,
-            }),
-            rows_in: AtomicU64::new(0),
-            spilled_rows: AtomicU64::new(0),
-        });
-
-        let stage0 = Arc::new(StageCounters::new(StageKind::Scan, self.worker_count));
-        let stage1 = Arc::new(StageCounters::new(
-            StageKind::SegmentGenerator,
-            self.worker_count,
+            GeneratorSpec {
+                writer: self.writer.clone(),
+                order: self.order.clone(),
+                output: self.output.clone(),
+                slots: self.workers.max(1),
+                workers: self.worker_count,
+            },
         ));
-        self.control
-            .progress
-            .set_stages(vec![Arc::clone(&stage0), Arc::clone(&stage1)]);
+        self.control.progress.set_stages(vec![
+            Arc::clone(shuffle.counters()),
+            Arc::clone(generator.counters()),
+        ]);
+        let task_id = self.writer.task_id.clone();
 
         // Stage 0: one task per partition of the SELECT; partition p is worker p's share.
-        let partitions = self.plan.properties().partitioning.partition_count();
+        let partitions = shuffle.properties().partitioning.partition_count();
         let mut readers: JoinSet<Result<()>> = JoinSet::new();
         let mut reader_ids = HashMap::new();
         for p in 0..partitions {
-            let stream = self.plan.execute(p, Arc::clone(&self.task_ctx))?;
-            let handle = readers.spawn(route_all(
-                stream,
-                Arc::clone(&shuffle),
-                Arc::clone(&stage0),
-                p,
-            ));
-            reader_ids.insert(handle.id(), p % stage0.worker_count());
+            let stream = shuffle.execute(p, Arc::clone(&self.task_ctx))?;
+            let handle = readers.spawn(drain(stream));
+            reader_ids.insert(handle.id(), p % self.worker_count.max(1));
         }
-        let task_id = self.writer.task_id.clone();
         let stage0 = async {
             while let Some(done) = readers.join_next().await {
                 done.map_err(|e| {
@@ -332,97 +372,61 @@ impl IngestStages<'_> {
             while readers.join_next().await.is_some() {}
             return Err(e);
         }
-        let chunks = {
-            let mut state = shuffle
-                .state
-                .lock()
-                .map_err(|_| DataFusionError::Internal("shuffle state poisoned".into()))?;
-            std::mem::take(&mut state.chunks)
-        };
-        let rows_in = shuffle.rows_in.load(Ordering::Relaxed);
-        let spilled_rows = shuffle.spilled_rows.load(Ordering::Relaxed);
-        let progress = &self.control.progress;
-        progress
-            .chunks
-            .store(chunks.len() as u64, Ordering::Relaxed);
-        progress.rows_spilled.store(spilled_rows, Ordering::Relaxed);
-        self.control
-            .progress
-            .set_phase(crate::task::TaskPhase::Writing);
-
-        // Stage 1: the largest chunks first, `workers` at a time.
-        let mut jobs: Vec<(Interval, ChunkBuffer)> = chunks.into_iter().collect();
-        let n_chunks = jobs.len();
-        jobs.sort_by_key(|(_, c)| std::cmp::Reverse(c.rows));
-        let lex = self.order.lex(&schema)?;
-        let ctx = ChunkJobContext {
-            schema: Arc::clone(&schema),
-            order: self.order.clone(),
-            lex,
-            output: self.output.clone(),
-            writer: self.writer.clone(),
-            deep: self.deep.clone(),
-            task_ctx: Arc::clone(&self.task_ctx),
-            spill: shuffle.spill.clone(),
-            progress: Arc::clone(&self.control.progress),
-            counters: Arc::clone(&stage1),
-            threads: ThreadShare::new(self.workers.max(1)),
-        };
+        let output = shuffle.take_output()?;
         drop(shuffle);
-        let ctx = Arc::new(ctx);
-        let mut queue = jobs.into_iter();
-        // Each running job holds a slot; slot s counts as worker s.
-        type Job = (usize, Result<(Interval, Vec<NewSegment>)>);
-        let mut running: JoinSet<Job> = JoinSet::new();
-        let mut slots = HashMap::new();
-        let mut spawn_next = |running: &mut JoinSet<Job>, slots: &mut HashMap<_, _>, slot| {
-            if let Some((interval, chunk)) = queue.next() {
-                let ctx = Arc::clone(&ctx);
-                let handle = running
-                    .spawn(async move { (slot, ctx.write_chunk(interval, chunk, slot).await) });
-                slots.insert(handle.id(), slot);
-            }
-        };
-        for slot in 0..self.workers.max(1) {
-            spawn_next(&mut running, &mut slots, slot);
+        let (rows_in, spilled_rows, n_chunks) =
+            (output.rows, output.spilled_rows, output.chunks.len());
+        let progress = &self.control.progress;
+        progress.chunks.store(n_chunks as u64, Ordering::Relaxed);
+        progress.rows_spilled.store(spilled_rows, Ordering::Relaxed);
+        progress.set_phase(crate::task::TaskPhase::Writing);
+
+        // Stage 1: every slot writes chunks, the largest first, until none is left.
+        generator.feed(output, Some(Arc::clone(progress)))?;
+        let slots = generator.properties().partitioning.partition_count();
+        let mut writers: JoinSet<Result<Vec<NewSegment>>> = JoinSet::new();
+        let mut writer_ids = HashMap::new();
+        for slot in 0..slots {
+            let mut stream = generator.execute(slot, Arc::clone(&self.task_ctx))?;
+            let handle = writers.spawn(async move {
+                let mut segments = Vec::new();
+                while let Some(batch) = stream.next().await {
+                    segments.extend(SegmentGeneratorExec::segments(&batch?)?);
+                }
+                Ok(segments)
+            });
+            writer_ids.insert(handle.id(), slot % self.worker_count.max(1));
         }
-        let workers = stage1.worker_count();
-        let mut written: Vec<(Interval, Vec<NewSegment>)> = Vec::new();
+        let mut written: Vec<NewSegment> = Vec::new();
         let outcome = loop {
             let next = tokio::select! {
                 _ = self.control.cancel.cancelled() => break Err(MsqFault::Canceled {
                     reason: grove_common::fault::CancelReason::TaskShutdown,
                 }
                 .into()),
-                next = running.join_next() => next,
+                next = writers.join_next() => next,
             };
             match next {
                 None => break Ok(()),
-                Some(Ok((slot, Ok(done)))) => {
-                    written.push(done);
-                    spawn_next(&mut running, &mut slots, slot);
-                }
-                Some(Ok((_, Err(e)))) => break Err(e),
+                Some(Ok(Ok(segments))) => written.extend(segments),
+                Some(Ok(Err(e))) => break Err(e),
                 Some(Err(e)) => {
-                    let worker = slots.get(&e.id()).copied().unwrap_or(0) % workers;
-                    break Err(worker_failed(&self.writer.task_id, 1, worker, e));
+                    let worker = writer_ids.get(&e.id()).copied().unwrap_or(0);
+                    break Err(worker_failed(&task_id, 1, worker, e));
                 }
             }
         };
         if let Err(e) = outcome {
             // Let every writer stop before deleting what they wrote.
-            running.abort_all();
-            while let Some(done) = running.join_next().await {
-                if let Ok((_, Ok(chunk))) = done {
-                    written.push(chunk);
+            writers.abort_all();
+            while let Some(done) = writers.join_next().await {
+                if let Ok(Ok(segments)) = done {
+                    written.extend(segments);
                 }
             }
             let paths: Vec<_> = written
                 .iter()
-                .flat_map(|(_, s)| {
-                    s.iter()
-                        .map(|s| object_store::path::Path::from(s.path.as_str()))
-                })
+                .map(|s| object_store::path::Path::from(s.path.as_str()))
                 .collect();
             self.deep.delete_all(&paths).await;
             self.deep
@@ -430,8 +434,9 @@ impl IngestStages<'_> {
                 .await;
             return Err(e);
         }
-        written.sort_by_key(|(interval, _)| *interval);
-        let segments: Vec<NewSegment> = written.into_iter().flat_map(|(_, s)| s).collect();
+        // Segments in time order; within a chunk, in the order they were cut.
+        written.sort_by(|a, b| (a.interval, &a.path).cmp(&(b.interval, &b.path)));
+        let segments = written;
         if segments.len() > self.writer.max_partitions {
             let paths: Vec<_> = segments
                 .iter()
@@ -449,17 +454,29 @@ impl IngestStages<'_> {
     }
 }
 
-async fn route_all(
+/// Runs a stream to its end (a stage partition whose output the controller ignores).
+async fn drain(mut stream: SendableRecordBatchStream) -> Result<()> {
+    while let Some(batch) = stream.next().await {
+        batch?;
+    }
+    Ok(())
+}
+
+/// Routes every batch of `stream` (stage 0's partition `partition`); returns the rows.
+pub(crate) async fn route_all(
     mut stream: SendableRecordBatchStream,
     shuffle: Arc<Shuffle>,
     counters: Arc<StageCounters>,
     partition: usize,
-) -> Result<()> {
+) -> Result<u64> {
     let output = &counters.worker(partition).output;
+    let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
-        shuffle.route(batch?, output)?;
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        shuffle.route(batch, output)?;
     }
-    Ok(())
+    Ok(rows)
 }
 
 /// Druid's WorkerFailed for a worker task that panicked or was lost: the task fails
@@ -483,7 +500,8 @@ fn worker_failed(task_id: &str, stage: usize, worker: usize, e: JoinError) -> Da
     .into()
 }
 
-struct ChunkJobContext {
+/// What a stage-1 slot needs to write chunks.
+pub(crate) struct ChunkJobContext {
     schema: SchemaRef,
     order: ChunkOrder,
     lex: LexOrdering,
@@ -492,7 +510,7 @@ struct ChunkJobContext {
     deep: DeepStorage,
     task_ctx: Arc<TaskContext>,
     spill: SpillManager,
-    progress: Arc<crate::task::TaskProgress>,
+    progress: Option<Arc<crate::task::TaskProgress>>,
     counters: Arc<StageCounters>,
     /// The stage's threads, shared by the chunks being written: a chunk written alone
     /// encodes its columns on all of them.
@@ -500,13 +518,38 @@ struct ChunkJobContext {
 }
 
 impl ChunkJobContext {
+    /// A slot of `generator`: writes to `deep`, reads spilled runs with `spill`, adds
+    /// segment totals to `progress`.
+    pub(crate) fn try_new(
+        generator: &SegmentGeneratorExec,
+        deep: DeepStorage,
+        task_ctx: Arc<TaskContext>,
+        spill: SpillManager,
+        progress: Option<Arc<crate::task::TaskProgress>>,
+    ) -> Result<Self> {
+        let schema = Arc::clone(generator.rows_schema());
+        let spec = generator.spec();
+        Ok(Self {
+            lex: spec.order.lex(&schema)?,
+            schema,
+            order: spec.order.clone(),
+            output: spec.output.clone(),
+            writer: spec.writer.clone(),
+            deep,
+            task_ctx,
+            spill,
+            progress,
+            counters: Arc::clone(generator.counters()),
+            threads: generator.threads().clone(),
+        })
+    }
+
     /// Sorts one chunk and writes its segments; deletes its files if that fails.
-    async fn write_chunk(
+    pub(crate) async fn write_chunk(
         &self,
-        interval: Interval,
         chunk: ChunkBuffer,
         worker: usize,
-    ) -> Result<(Interval, Vec<NewSegment>)> {
+    ) -> Result<Vec<NewSegment>> {
         let _share = self.threads.join();
         let counters = self.counters.worker(worker);
         counters
@@ -540,13 +583,15 @@ impl ChunkJobContext {
                 for s in &segments {
                     counters.output.add_frame(s.num_rows, s.size);
                 }
-                self.progress
-                    .segments
-                    .fetch_add(segments.len() as u64, Ordering::Relaxed);
-                self.progress
-                    .bytes_out
-                    .fetch_add(segments.iter().map(|s| s.size).sum(), Ordering::Relaxed);
-                Ok((interval, segments))
+                if let Some(progress) = &self.progress {
+                    progress
+                        .segments
+                        .fetch_add(segments.len() as u64, Ordering::Relaxed);
+                    progress
+                        .bytes_out
+                        .fetch_add(segments.iter().map(|s| s.size).sum(), Ordering::Relaxed);
+                }
+                Ok(segments)
             }
             Err(e) => {
                 self.deep.delete_all(&paths).await;
@@ -618,9 +663,35 @@ impl ChunkJobContext {
     async fn write(&self, writer: &mut SegmentWriter, batch: &RecordBatch) -> Result<()> {
         let out = batch.project(&self.output)?;
         writer.write(&out).await?;
-        self.progress
-            .rows_out
-            .fetch_add(out.num_rows() as u64, Ordering::Relaxed);
+        if let Some(progress) = &self.progress {
+            progress
+                .rows_out
+                .fetch_add(out.num_rows() as u64, Ordering::Relaxed);
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_worker_fails_the_task_with_worker_failed() {
+        let joined = tokio::spawn(async { panic!("decoder exploded") }).await;
+        let Err(e) = joined;
+        let err = worker_failed("query-abc", 1, 0, e);
+        let fault = MsqFault::find(&err).expect("a fault");
+        assert_eq!(fault.error_code(), "WorkerFailed");
+        let json = fault.to_json();
+        assert_eq!(json["workerTaskId"], "query-abc-worker0_1");
+        assert_eq!(
+            json["errorMsg"],
+            "stage 1 worker panicked: decoder exploded"
+        );
+        assert_eq!(
+            fault.message(),
+            "Worker task failed: [query-abc-worker0_1] (stage 1 worker panicked: decoder exploded)"
+        );
     }
 }

@@ -32,7 +32,7 @@ use crate::counters::{SegmentProgress, StageCounters};
 use crate::parquet_writer::{ParallelParquetWriter, ThreadShare};
 
 /// What the writer needs to know about the ingest.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WriterConfig {
     pub(crate) data_source: String,
     pub(crate) task_id: String,

@@ -244,6 +244,11 @@ impl ParseBudget {
         }
     }
 
+    /// The most exceptions tolerated (`None` = unlimited).
+    pub fn max(&self) -> Option<u64> {
+        self.shared.max
+    }
+
     /// Exceptions recorded so far (through any view).
     pub fn count(&self) -> u64 {
         self.shared.count.load(Ordering::Relaxed)

@@ -7,6 +7,7 @@
 //! The SQL front end (`grove-sql`) turns `TABLE(EXTERN(...))` into an [`ExternTable`]; its
 //! scan is an [`ExternScanExec`], a plain DataFusion operator.
 
+mod codec;
 mod columnar;
 mod flatjson;
 mod flatten;
@@ -17,6 +18,7 @@ mod scan;
 mod source;
 mod split;
 
+pub use codec::{ScanDescriptor, SplitDescriptor, SplitLocation};
 pub use columnar::{ColumnarKind, read_columnar};
 pub use flatten::{FieldKind, FlattenField, FlattenSpec, Flattener};
 pub use format::{ColumnarFormat, DelimitedFormat, InputFormat, ParseBudget, ReadEnv, read_split};

@@ -393,6 +393,21 @@ pub(crate) fn object_glob(glob: &str) -> Result<regex::Regex> {
     regex::Regex::new(&re).map_err(|e| invalid(&e.to_string()))
 }
 
+/// The location of the object at `uri` (as [`display_uri`] writes it) of `source`.
+pub(crate) fn object_location(
+    kind: CloudKind,
+    source: &CloudSource,
+    uri: &str,
+) -> Result<Location> {
+    let u = CloudUri::parse(kind, uri)?;
+    let store = build_store(kind, u.account.as_deref(), &u.bucket, source)?;
+    Ok(Location::Object(Arc::new(CloudObject {
+        store,
+        path: ObjectPath::from(u.key.as_str()),
+        uri: uri.to_string(),
+    })))
+}
+
 fn display_uri(kind: CloudKind, account: Option<&str>, bucket: &str, key: &str) -> String {
     match (kind, account) {
         (CloudKind::S3, _) => format!("s3://{bucket}/{key}"),

@@ -414,6 +414,16 @@ impl ExternScanExec {
     pub fn spec(&self) -> &ExternSpec {
         &self.spec
     }
+
+    /// The split groups (one per reader).
+    pub(crate) fn split_groups(&self) -> &[Vec<InputSplit>] {
+        &self.splits
+    }
+
+    /// Output partitions.
+    pub fn partition_count(&self) -> usize {
+        self.properties.partitioning.partition_count()
+    }
 }
 
 impl DisplayAs for ExternScanExec {

@@ -344,21 +344,8 @@ impl InputSource {
                 }
                 Ok(splits)
             }
-            Self::Http {
-                uris,
-                username,
-                password,
-            } => {
-                let auth = match username {
-                    Some(user) => Some((
-                        user.clone(),
-                        password
-                            .as_ref()
-                            .map(PasswordProvider::resolve)
-                            .transpose()?,
-                    )),
-                    None => None,
-                };
+            Self::Http { uris, .. } => {
+                let auth = self.http_auth()?;
                 let client = remote::http_client()?;
                 Ok(uris
                     .iter()
@@ -379,6 +366,45 @@ impl InputSource {
                 remote::list_cloud(kind, c).await
             }
         }
+    }
+}
+
+impl InputSource {
+    /// Basic-auth user and resolved password of an `http` source.
+    fn http_auth(&self) -> Result<Option<(String, Option<String>)>> {
+        let Self::Http {
+            username: Some(user),
+            password,
+            ..
+        } = self
+        else {
+            return Ok(None);
+        };
+        let password = password
+            .as_ref()
+            .map(PasswordProvider::resolve)
+            .transpose()?;
+        Ok(Some((user.clone(), password)))
+    }
+
+    /// The location of one URI of this `http` source (credentials resolved again).
+    pub(crate) fn http_location(&self, url: &str) -> Result<Location> {
+        Ok(Location::Http(Arc::new(remote::HttpObject {
+            url: url.to_string(),
+            auth: self.http_auth()?,
+            client: remote::http_client()?,
+        })))
+    }
+
+    /// The location of one object of this cloud source, by URI.
+    pub(crate) fn object_location(&self, uri: &str) -> Result<Location> {
+        let (Self::S3(c) | Self::Google(c) | Self::Azure(c)) = self else {
+            return Err(DataFusionError::Plan(format!(
+                "[{uri}] is not an object of a cloud input source"
+            )));
+        };
+        let kind = self.cloud_kind().unwrap_or(CloudKind::S3);
+        remote::object_location(kind, c, uri)
     }
 }
 

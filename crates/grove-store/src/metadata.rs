@@ -55,7 +55,7 @@ pub enum PublishMode {
 }
 
 /// A segment file written by an ingest, waiting for its id.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewSegment {
     /// Time chunk.
     pub interval: Interval,
@@ -76,7 +76,7 @@ pub struct NewSegment {
 }
 
 /// The bounds of one range partition.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RangeBounds {
     /// The dimensions.
     pub dimensions: Vec<String>,

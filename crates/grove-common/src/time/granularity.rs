@@ -7,7 +7,7 @@ use super::period::{Period, floor_to_period_in, shift_by_period_in};
 use super::{ETERNITY_END, ETERNITY_START, Zone};
 
 /// A Druid segment or query granularity. Segment granularities are UTC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Granularity {
     /// One bucket covering eternity (`ALL`, `ALL TIME`).
     All,

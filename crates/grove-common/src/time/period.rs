@@ -11,7 +11,9 @@ use super::{MILLIS_PER_DAY, MILLIS_PER_HOUR, MILLIS_PER_MINUTE, MILLIS_PER_SECON
 
 /// An ISO-8601 period (Joda `Period` with the standard field set). Fields are
 /// kept as written: `PT60M` is not normalised to `PT1H`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct Period {
     /// Years.
     pub years: i32,
