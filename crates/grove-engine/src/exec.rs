@@ -58,7 +58,7 @@ fn poisoned() -> DataFusionError {
 pub struct ShuffleSpec {
     /// The ingest's settings (granularity, OVERWRITE intervals, limits).
     pub(crate) writer: WriterConfig,
-    /// The sort key of each chunk (spilled runs are sorted by it).
+    /// The sort key of each chunk: [CLUSTERED BY..., `__time`] (stage 1 sorts by it).
     pub(crate) order: ChunkOrder,
     /// Druid's worker count: partition `p` counts as worker `p % workers`.
     pub(crate) workers: usize,
@@ -136,7 +136,6 @@ impl ChunkShuffleExec {
         let s = Arc::new(Shuffle::try_new(
             self.input.schema(),
             self.spec.writer.clone(),
-            self.spec.order.clone(),
             ctx,
         )?);
         *guard = Some(Arc::clone(&s));

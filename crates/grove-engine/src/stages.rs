@@ -21,13 +21,14 @@ use std::sync::{Arc, Mutex};
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{
-    SortColumn, SortOptions, concat_batches, lexsort_to_indices, take_record_batch,
+    SortColumn, SortOptions, interleave_record_batch, lexsort_to_indices, take_record_batch,
 };
+use arrow::datatypes::DataType;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::runtime::JoinSet;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::expressions::Column;
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, SpillMetrics};
@@ -84,22 +85,92 @@ impl ChunkOrder {
             .ok_or_else(|| DataFusionError::Internal("empty chunk sort key".into()))
     }
 
-    /// Sorts batches of one chunk into one batch.
-    fn sort(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
-        let all = concat_batches(schema, batches)?;
-        let keys: Vec<SortColumn> = self
-            .columns
+    /// The rows of `batches` in sorted order, as batches of at most `rows` rows. Only the
+    /// key columns are concatenated; each output batch is gathered from the inputs
+    /// (`interleave`), so sorting needs little memory beyond the input itself.
+    fn sorted_slices(&self, batches: &[RecordBatch], rows: usize) -> Result<SortedSlices> {
+        let batches: Vec<RecordBatch> = batches
             .iter()
-            .map(|&i| SortColumn {
-                values: Arc::clone(all.column(i)),
-                options: Some(SORT_OPTIONS),
-            })
+            .filter(|b| b.num_rows() > 0)
+            .cloned()
             .collect();
-        let indices = lexsort_to_indices(&keys, None)?;
-        if is_identity(&indices) {
-            return Ok(all);
+        let mut keys = Vec::with_capacity(self.columns.len());
+        for &i in &self.columns {
+            let arrays: Vec<&dyn arrow::array::Array> =
+                batches.iter().map(|b| b.column(i).as_ref()).collect();
+            keys.push(SortColumn {
+                values: if arrays.is_empty() {
+                    arrow::array::new_empty_array(&DataType::Null)
+                } else {
+                    arrow::compute::concat(&arrays)?
+                },
+                options: Some(SORT_OPTIONS),
+            });
         }
-        Ok(take_record_batch(&all, &indices)?)
+        let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let order = if total == 0 {
+            UInt32Array::from(Vec::<u32>::new())
+        } else {
+            lexsort_to_indices(&keys, None)?
+        };
+        drop(keys);
+        if is_identity(&order) {
+            // Already in order (time-ordered input, say): the batches as they are.
+            let ready: Vec<RecordBatch> = batches.iter().flat_map(|b| slices(b, rows)).collect();
+            return Ok(SortedSlices {
+                ready: ready.into_iter(),
+                batches: Vec::new(),
+                locate: Vec::new(),
+                order: UInt32Array::from(Vec::<u32>::new()),
+                next: 0,
+                rows,
+            });
+        }
+        // Global row number -> (batch, row).
+        let mut locate = Vec::with_capacity(total);
+        for (b, batch) in batches.iter().enumerate() {
+            locate.extend((0..batch.num_rows()).map(|r| (b, r)));
+        }
+        Ok(SortedSlices {
+            ready: Vec::new().into_iter(),
+            batches,
+            locate,
+            order,
+            next: 0,
+            rows: rows.max(1),
+        })
+    }
+}
+
+/// Sorted output of [`ChunkOrder::sorted_slices`], one batch at a time.
+struct SortedSlices {
+    /// Batches to hand out as they are (when the input was already sorted).
+    ready: std::vec::IntoIter<RecordBatch>,
+    batches: Vec<RecordBatch>,
+    locate: Vec<(usize, usize)>,
+    order: UInt32Array,
+    next: usize,
+    rows: usize,
+}
+
+impl Iterator for SortedSlices {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(batch) = self.ready.next() {
+            return Some(Ok(batch));
+        }
+        if self.next >= self.order.len() {
+            return None;
+        }
+        let end = (self.next + self.rows).min(self.order.len());
+        let picks: Vec<(usize, usize)> = self.order.values()[self.next..end]
+            .iter()
+            .map(|&i| self.locate[i as usize])
+            .collect();
+        self.next = end;
+        let refs: Vec<&RecordBatch> = self.batches.iter().collect();
+        Some(interleave_record_batch(&refs, &picks).map_err(DataFusionError::from))
     }
 }
 
@@ -119,11 +190,9 @@ fn is_identity(indices: &UInt32Array) -> bool {
 
 /// Stage 0's state: chunk buffers under one memory reservation.
 pub(crate) struct Shuffle {
-    schema: SchemaRef,
     /// The ingest's settings (granularity, OVERWRITE intervals, limits).
     config: WriterConfig,
     time_index: usize,
-    order: ChunkOrder,
     spill: SpillManager,
     state: Mutex<ShuffleState>,
     rows_in: AtomicU64,
@@ -141,7 +210,6 @@ impl Shuffle {
     pub(crate) fn try_new(
         schema: SchemaRef,
         config: WriterConfig,
-        order: ChunkOrder,
         ctx: &TaskContext,
     ) -> Result<Self> {
         let time_index = schema.index_of(TIME_COLUMN)?;
@@ -157,10 +225,8 @@ impl Shuffle {
             .with_can_spill(true)
             .register(&runtime.memory_pool);
         Ok(Self {
-            schema,
             config,
             time_index,
-            order,
             spill,
             state: Mutex::new(ShuffleState {
                 chunks: BTreeMap::new(),
@@ -249,8 +315,8 @@ impl Shuffle {
         Ok(())
     }
 
-    /// Sorts the chunk holding the most memory and writes it to disk as a sorted run.
-    /// False when no chunk holds any memory.
+    /// Writes the batches of the chunk holding the most memory to disk as they are
+    /// (stage 1 sorts them). False when no chunk holds any memory.
     fn spill_largest(&self, state: &mut ShuffleState) -> Result<bool> {
         let Some((_, chunk)) = state
             .chunks
@@ -264,20 +330,18 @@ impl Shuffle {
         let bytes = std::mem::take(&mut chunk.bytes);
         chunk.spilled_bytes += bytes;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let sorted = self.order.sort(&self.schema, &batches)?;
-        drop(batches);
-        let slices = slices(&sorted, 8192);
-        let largest = slices
+        let largest = batches
             .iter()
             .map(RecordBatch::get_array_memory_size)
             .max()
             .unwrap_or(0);
         if let Some(file) = self
             .spill
-            .spill_record_batch_and_finish(&slices, "grove ingest sort")?
+            .spill_record_batch_and_finish(&batches, "grove ingest shuffle")?
         {
             chunk.runs.push((file, largest));
         }
+        drop(batches);
         self.spilled_rows.fetch_add(rows as u64, Ordering::Relaxed);
         state
             .reservation
@@ -515,6 +579,9 @@ pub(crate) struct ChunkJobContext {
     /// The stage's threads, shared by the chunks being written: a chunk written alone
     /// encodes its columns on all of them.
     threads: ThreadShare,
+    /// Bytes of a chunk this slot sorts in memory (its share of the memory budget);
+    /// larger spilled chunks are sorted run by run and merged.
+    in_memory_limit: usize,
 }
 
 impl ChunkJobContext {
@@ -529,7 +596,12 @@ impl ChunkJobContext {
     ) -> Result<Self> {
         let schema = Arc::clone(generator.rows_schema());
         let spec = generator.spec();
+        let in_memory_limit = match task_ctx.runtime_env().memory_pool.memory_limit() {
+            MemoryLimit::Finite(bytes) => bytes / spec.slots.max(1),
+            MemoryLimit::Infinite | MemoryLimit::Unknown => usize::MAX,
+        };
         Ok(Self {
+            in_memory_limit,
             lex: spec.order.lex(&schema)?,
             schema,
             order: spec.order.clone(),
@@ -608,35 +680,64 @@ impl ChunkJobContext {
     ) -> Result<()> {
         let batch_size = self.task_ctx.session_config().batch_size().max(1);
         let sort = &counters.sort;
-        let in_memory = u64::from(!chunk.batches.is_empty());
-        sort.level0_total.fetch_add(in_memory, Ordering::Relaxed);
-        if chunk.runs.is_empty() {
-            let sorted = self.order.sort(&self.schema, &chunk.batches)?;
-            drop(chunk.batches);
-            sort.level0_done.fetch_add(in_memory, Ordering::Relaxed);
-            for slice in slices(&sorted, 64 * batch_size) {
-                self.write(writer, &slice).await?;
+        let ChunkBuffer {
+            mut batches,
+            runs,
+            bytes,
+            spilled_bytes,
+            ..
+        } = chunk;
+        // A chunk within this slot's share of the budget is sorted in memory, its
+        // spilled batches read back first.
+        if runs.is_empty() || bytes + spilled_bytes <= self.in_memory_limit {
+            for (file, largest) in &runs {
+                batches.extend(self.read_run(file, *largest).await?);
+            }
+            sort.level0_total.fetch_add(1, Ordering::Relaxed);
+            let sorted = self.order.sorted_slices(&batches, 64 * batch_size)?;
+            drop(batches);
+            sort.level0_done.fetch_add(1, Ordering::Relaxed);
+            for slice in sorted {
+                self.write(writer, &slice?).await?;
             }
             return Ok(());
         }
-        // Merge the spilled runs with what is still in memory.
+        // Too big for memory: sort what is in memory and each spilled run on its own
+        // (each fits: it was spilled within the budget), spill the sorted runs, and merge.
+        let pieces = runs.len() + usize::from(!batches.is_empty());
+        sort.level0_total
+            .fetch_add(pieces as u64, Ordering::Relaxed);
         sort.level1_total.fetch_add(1, Ordering::Relaxed);
         let mut streams: Vec<SendableRecordBatchStream> = Vec::new();
-        if !chunk.batches.is_empty() {
-            let sorted = self.order.sort(&self.schema, &chunk.batches)?;
-            sort.level0_done.fetch_add(1, Ordering::Relaxed);
-            let pieces: Vec<Result<RecordBatch>> =
-                slices(&sorted, batch_size).into_iter().map(Ok).collect();
+        if !batches.is_empty() {
+            let sorted: Vec<Result<RecordBatch>> =
+                self.order.sorted_slices(&batches, batch_size)?.collect();
+            drop(batches);
             streams.push(Box::pin(RecordBatchStreamAdapter::new(
                 Arc::clone(&self.schema),
-                futures::stream::iter(pieces),
+                futures::stream::iter(sorted),
             )));
+            sort.level0_done.fetch_add(1, Ordering::Relaxed);
         }
-        for (file, largest) in &chunk.runs {
-            streams.push(
-                self.spill
-                    .read_spill_as_stream(Arc::clone(file), Some(*largest))?,
-            );
+        for (file, largest) in &runs {
+            let run = self.read_run(file, *largest).await?;
+            let sorted = self
+                .order
+                .sorted_slices(&run, batch_size)?
+                .collect::<Result<Vec<_>>>()?;
+            drop(run);
+            let largest = sorted
+                .iter()
+                .map(RecordBatch::get_array_memory_size)
+                .max()
+                .unwrap_or(0);
+            if let Some(file) = self
+                .spill
+                .spill_record_batch_and_finish(&sorted, "grove ingest sort")?
+            {
+                streams.push(self.spill.read_spill_as_stream(file, Some(largest))?);
+            }
+            sort.level0_done.fetch_add(1, Ordering::Relaxed);
         }
         let metrics = ExecutionPlanMetricsSet::new();
         // The merge holds about one batch per run. It is not charged to the budget: the
@@ -658,6 +759,22 @@ impl ChunkJobContext {
         }
         sort.level1_done.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Every batch of a spilled run.
+    async fn read_run(
+        &self,
+        file: &Arc<dyn datafusion::execution::SpillFile>,
+        largest: usize,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut stream = self
+            .spill
+            .read_spill_as_stream(Arc::clone(file), Some(largest))?;
+        let mut out = Vec::new();
+        while let Some(batch) = stream.next().await {
+            out.push(batch?);
+        }
+        Ok(out)
     }
 
     async fn write(&self, writer: &mut SegmentWriter, batch: &RecordBatch) -> Result<()> {

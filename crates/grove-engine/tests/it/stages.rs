@@ -170,6 +170,37 @@ async fn spilling_under_a_tiny_memory_limit_gives_the_same_segments() {
     }
 }
 
+/// A budget that makes stage 0 spill but holds any one chunk: each spilled chunk is read
+/// back and sorted in memory (no merge). A smaller one: chunks are merged from sorted
+/// runs. The segments are the same either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spilled_chunks_that_fit_are_sorted_in_memory() {
+    let input = tempfile::tempdir().unwrap();
+    let file = write_rows(input.path(), 60_000);
+    let (_dir_a, roomy) = ingest(None, &file, 5_000).await;
+    let expected = check_segments(&roomy.metadata().used_segments("t").await.unwrap());
+    // 1 MiB: stage 0 spills part of the data; 512 KiB per slot holds a chunk.
+    // 128 KiB: chunks are larger than a slot's share, so they are sorted run by run
+    // and merged.
+    for (budget, merged) in [(1usize << 20, false), (128 << 10, true)] {
+        let (_dir, grove) = open(Some(budget)).await;
+        let prepared = grove
+            .prepare(&ingest_sql(&file, 5_000), &QueryContext::new())
+            .await
+            .unwrap();
+        let control = TaskControl::new();
+        grove.run_ingest(&prepared, &control).await.unwrap();
+        let p = &control.progress;
+        let spilled = p.rows_spilled.load(Relaxed);
+        let stages = p.stages();
+        let merges = stages[1].total(|w| &w.sort.level1_total);
+        assert!(spilled > 0, "budget {budget}: nothing spilled");
+        assert_eq!(merges > 0, merged, "budget {budget}: {merges} merges");
+        let got = check_segments(&grove.metadata().used_segments("t").await.unwrap());
+        assert_eq!(got, expected, "budget {budget}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_chunk_is_one_segment_and_empty_chunks_have_none() {
     let input = tempfile::tempdir().unwrap();
