@@ -330,16 +330,8 @@ impl Shuffle {
         let bytes = std::mem::take(&mut chunk.bytes);
         chunk.spilled_bytes += bytes;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let largest = batches
-            .iter()
-            .map(RecordBatch::get_array_memory_size)
-            .max()
-            .unwrap_or(0);
-        if let Some(file) = self
-            .spill
-            .spill_record_batch_and_finish(&batches, "grove ingest shuffle")?
-        {
-            chunk.runs.push((file, largest));
+        if let Some(run) = spill_batches(&self.spill, &batches, "grove ingest shuffle")? {
+            chunk.runs.push(run);
         }
         drop(batches);
         self.spilled_rows.fetch_add(rows as u64, Ordering::Relaxed);
@@ -348,6 +340,23 @@ impl Shuffle {
             .shrink(bytes.min(state.reservation.size()));
         Ok(true)
     }
+}
+
+/// A spilled run of `batches`, with the size of its largest batch (for reading it back);
+/// `None` when there was nothing to write.
+fn spill_batches(
+    spill: &SpillManager,
+    batches: &[RecordBatch],
+    what: &str,
+) -> Result<Option<(Arc<dyn datafusion::execution::SpillFile>, usize)>> {
+    let largest = batches
+        .iter()
+        .map(RecordBatch::get_array_memory_size)
+        .max()
+        .unwrap_or(0);
+    Ok(spill
+        .spill_record_batch_and_finish(batches, what)?
+        .map(|file| (file, largest)))
 }
 
 /// Zero-copy slices of at most `rows` rows.
@@ -726,14 +735,7 @@ impl ChunkJobContext {
                 .sorted_slices(&run, batch_size)?
                 .collect::<Result<Vec<_>>>()?;
             drop(run);
-            let largest = sorted
-                .iter()
-                .map(RecordBatch::get_array_memory_size)
-                .max()
-                .unwrap_or(0);
-            if let Some(file) = self
-                .spill
-                .spill_record_batch_and_finish(&sorted, "grove ingest sort")?
+            if let Some((file, largest)) = spill_batches(&self.spill, &sorted, "grove ingest sort")?
             {
                 streams.push(self.spill.read_spill_as_stream(file, Some(largest))?);
             }
