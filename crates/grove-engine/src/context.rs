@@ -52,8 +52,16 @@ pub(crate) struct StageWorkers {
     pub(crate) partitions: usize,
 }
 
-/// A quarter of the machine's memory (1 GiB when that cannot be read).
+/// The default memory budget: 1 GiB, or a quarter of the machine's memory when that is
+/// less. Beyond the budget stage 0 spills (uncompressed, through the page cache), which
+/// costs little, while the process's peak stays near the budget plus what stage 1 sorts.
 pub fn default_memory_limit() -> usize {
+    const DEFAULT: usize = 1 << 30;
+    quarter_of_ram().map_or(DEFAULT, |q| q.min(DEFAULT))
+}
+
+/// A quarter of the machine's memory, when it can be read.
+fn quarter_of_ram() -> Option<usize> {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|info| {
@@ -63,7 +71,6 @@ pub fn default_memory_limit() -> usize {
                 .and_then(|kib| kib.parse::<usize>().ok())
         })
         .map(|kib| kib * 1024 / 4)
-        .unwrap_or(1 << 30)
 }
 
 /// Parses a byte size as Druid writes them: a plain number of bytes, or a number with

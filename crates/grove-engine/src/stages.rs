@@ -220,7 +220,7 @@ impl Shuffle {
             SpillMetrics::new(&metrics, 0),
             Arc::clone(&schema),
         )
-        .with_compression_type(datafusion::common::config::SpillCompression::Lz4Frame);
+        .with_compression_type(datafusion::common::config::SpillCompression::Uncompressed);
         let reservation = MemoryConsumer::new("grove ingest stage 0")
             .with_can_spill(true)
             .register(&runtime.memory_pool);

@@ -34,8 +34,8 @@ pub struct ServerConfig {
     /// Protocols `http` input sources may use; empty means Druid's default, http and
     /// https.
     pub allowed_protocols: Vec<String>,
-    /// Memory budget for sorting, shuffling and queries, e.g. "2GiB" (default: a quarter
-    /// of the machine's memory); beyond it work spills to `<data_dir>/tmp`.
+    /// Memory budget for sorting, shuffling and queries, e.g. "2GiB" (default: 1 GiB,
+    /// or a quarter of the machine's memory if less); beyond it work spills to `<data_dir>/tmp`.
     pub memory_limit: Option<String>,
     /// Most workers a stage may use, whatever `maxNumTasks` asks (default: the number of
     /// cores).

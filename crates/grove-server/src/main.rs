@@ -54,7 +54,7 @@ enum Command {
         #[arg(long = "allow-protocol", value_name = "PROTOCOL")]
         allowed_protocols: Vec<String>,
         /// Memory budget for sorting, shuffling and queries (e.g. 512MB, 2GiB) [default:
-        /// a quarter of RAM]; beyond it work spills to disk under the data directory.
+        /// 1 GiB, or a quarter of RAM if less]; beyond it work spills to disk under the data directory.
         #[arg(long, value_name = "SIZE")]
         memory_limit: Option<String>,
         /// Most workers one stage may use, whatever maxNumTasks asks [default: the number
@@ -76,7 +76,7 @@ enum Command {
         /// How to print results.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
-        /// Memory budget (e.g. 512MB, 2GiB) [default: a quarter of RAM].
+        /// Memory budget (e.g. 512MB, 2GiB) [default: 1 GiB, or a quarter of RAM if less].
         #[arg(long, value_name = "SIZE")]
         memory_limit: Option<String>,
     },
