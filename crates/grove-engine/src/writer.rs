@@ -215,7 +215,10 @@ impl SegmentWriter {
                 end
             } else {
                 match keys {
-                    None => start + capacity.max(1),
+                    // A full segment takes no more rows: it is closed below. (An empty
+                    // one always takes at least one, whatever rowsPerSegment says.)
+                    None if written == 0 => start + capacity.max(1),
+                    None => start + capacity,
                     Some(keys) => self.next_key_change(keys, start + capacity, end),
                 }
             };
@@ -555,6 +558,18 @@ mod tests {
         let rows: Vec<u64> = segs.iter().map(|s| s.num_rows).collect();
         assert_eq!(rows, vec![3, 1]);
         assert!(segs.iter().all(|s| s.range.is_none()));
+
+        // A segment filled exactly by one batch takes nothing from the next.
+        let first = batch(&[(1, Some("a")), (2, Some("a")), (3, Some("a"))]);
+        let second = batch(&[
+            (4, Some("a")),
+            (5, Some("a")),
+            (6, Some("a")),
+            (7, Some("a")),
+        ]);
+        let segs = write_all(config(3, false), &[first, second]).await.unwrap();
+        let rows: Vec<u64> = segs.iter().map(|s| s.num_rows).collect();
+        assert_eq!(rows, vec![3, 3, 1]);
     }
 
     #[tokio::test]
