@@ -7,7 +7,7 @@
 //! clusterBy columns); stage 1 writes segments (`segmentGenerator`). A SELECT is one
 //! stage whose output is the results.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -510,21 +510,15 @@ impl TaskDescription {
         // what the stage counted itself (output), then its parse warnings.
         let mut stage0 = Map::new();
         for w in 0..workers {
-            let sum = |f: &dyn Fn(&PartitionCounters) -> u64| -> u64 {
-                scans
-                    .iter()
-                    .flat_map(|s| s.partitions.iter().enumerate())
-                    .filter(|(p, _)| p % workers == w)
-                    .map(|(_, c)| f(c))
-                    .sum()
+            let sum = |f: fn(&PartitionCounters) -> &AtomicU64| -> u64 {
+                scans.iter().map(|s| s.worker_total(workers, w, f)).sum()
             };
-            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
             let mut worker = Map::new();
             let input = [
-                ("rows", sum(&|c| load(&c.rows))),
-                ("bytes", sum(&|c| load(&c.bytes))),
-                ("files", sum(&|c| load(&c.files))),
-                ("totalFiles", sum(&|c| load(&c.total_files))),
+                ("rows", sum(|c| &c.rows)),
+                ("bytes", sum(|c| &c.bytes)),
+                ("files", sum(|c| &c.files)),
+                ("totalFiles", sum(|c| &c.total_files)),
             ];
             if input.iter().any(|(_, v)| *v > 0) {
                 worker.insert("input0".into(), channel_json(&input));
@@ -537,7 +531,7 @@ impl TaskDescription {
                 let rows = progress.rows_out.load(Ordering::Relaxed);
                 worker.insert("output".into(), channel_json(&[("rows", rows)]));
             }
-            let warnings = sum(&|c| load(&c.warnings));
+            let warnings = sum(|c| &c.warnings);
             if warnings > 0 {
                 worker.insert(
                     "warnings".into(),

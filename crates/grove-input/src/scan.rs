@@ -225,9 +225,22 @@ impl ScanCounters {
 
     /// Sum of one field over the partitions.
     pub fn total(&self, f: impl Fn(&PartitionCounters) -> &AtomicU64) -> u64 {
+        self.worker_total(1, 0, f)
+    }
+
+    /// Sum of one field over the partitions of worker `worker` of `workers` (partition
+    /// `p` belongs to worker `p % workers`).
+    pub fn worker_total(
+        &self,
+        workers: usize,
+        worker: usize,
+        f: impl Fn(&PartitionCounters) -> &AtomicU64,
+    ) -> u64 {
         self.partitions
             .iter()
-            .map(|p| f(p).load(Ordering::Relaxed))
+            .enumerate()
+            .filter(|(p, _)| p % workers.max(1) == worker)
+            .map(|(_, c)| f(c).load(Ordering::Relaxed))
             .sum()
     }
 

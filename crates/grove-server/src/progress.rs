@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use grove_engine::{TaskPhase, TaskProgress};
@@ -76,10 +76,9 @@ struct StageView {
 
 impl StageView {
     fn of(progress: &TaskProgress) -> Self {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let scans = progress.scans();
-        let sum = |f: &dyn Fn(&grove_input::PartitionCounters) -> u64| -> u64 {
-            scans.iter().flat_map(|s| s.partitions.iter()).map(f).sum()
+        let sum = |f: fn(&grove_input::PartitionCounters) -> &AtomicU64| -> u64 {
+            scans.iter().map(|s| s.total(f)).sum()
         };
         let stages = progress.stages();
         let (write_done, write_total, segments) = match stages.get(1) {
@@ -92,9 +91,9 @@ impl StageView {
         };
         Self {
             phase: Some(progress.phase()),
-            read_done: sum(&|c| load(&c.bytes)),
-            read_total: sum(&|c| load(&c.total_bytes)),
-            rows_read: sum(&|c| load(&c.rows)),
+            read_done: sum(|c| &c.bytes),
+            read_total: sum(|c| &c.total_bytes),
+            rows_read: sum(|c| &c.rows),
             write_done,
             // Stage 0 is still routing until writing starts: the total is not known yet.
             write_total: if progress.phase() >= TaskPhase::Writing {
