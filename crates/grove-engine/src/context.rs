@@ -2,7 +2,7 @@
 //! embedding programs, the CLI, the HTTP server and the sqllogictest runner.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::{RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -108,6 +108,7 @@ pub fn parse_byte_size(text: &str) -> std::result::Result<usize, String> {
     Ok(bytes as usize)
 }
 use crate::query::{QueryResults, collect_query, plan_is_query};
+use crate::system::{ServerInfo, SharedServerInfo};
 use crate::task::{TaskControl, TaskPhase};
 
 /// Name of Druid's catalog and schema.
@@ -168,6 +169,8 @@ pub struct GroveContext {
     session_params: Arc<Mutex<QueryContext>>,
     /// The server-wide bound on workers per stage.
     max_workers: usize,
+    /// Where this process serves, as `sys.servers` and `sys.tasks` report it.
+    server: SharedServerInfo,
 }
 
 impl std::fmt::Debug for GroveContext {
@@ -247,6 +250,13 @@ impl GroveContext {
             DRUID_SCHEMA,
             Arc::new(DruidSchema::new(Arc::clone(&metadata), deep.clone())),
         )?;
+        let server = Arc::new(RwLock::new(ServerInfo::new()));
+        crate::system::register_schemas(
+            &catalog,
+            DRUID_SCHEMA,
+            Arc::clone(&metadata),
+            Arc::clone(&server),
+        )?;
         ctx.register_catalog(DRUID_SCHEMA, Arc::new(catalog));
         {
             let state = ctx.state_ref();
@@ -264,7 +274,21 @@ impl GroveContext {
             data_dir,
             session_params: Arc::new(Mutex::new(QueryContext::new())),
             max_workers: available_cores(),
+            server,
         })
+    }
+
+    /// Sets the address this process serves Druid's API on, as `sys.servers`,
+    /// `sys.server_segments` and the location of running tasks in `sys.tasks` report it
+    /// (`grove serve` sets its listen address). Shared by every clone of this context;
+    /// without it, embedded use reports `localhost:8888`.
+    pub fn set_server_address(&self, host: &str, port: u16) {
+        let mut info = match self.server.write() {
+            Ok(info) => info,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        info.host = host.to_string();
+        info.port = port;
     }
 
     /// Bounds the workers any stage may use (at least one).
@@ -383,6 +407,17 @@ impl GroveContext {
     /// Validates and plans a task's SQL (leading `SET key = value;` statements apply to
     /// this task only) without running it: every SQL error surfaces here.
     pub async fn prepare(&self, sql: &str, context: &QueryContext) -> Result<PreparedStatement> {
+        self.prepare_with_parameters(sql, context, &[]).await
+    }
+
+    /// [`Self::prepare`] with values for the `?` placeholders of the last statement
+    /// (Druid's `parameters`).
+    pub async fn prepare_with_parameters(
+        &self,
+        sql: &str,
+        context: &QueryContext,
+        parameters: &[grove_sql::SqlParameter],
+    ) -> Result<PreparedStatement> {
         let statements = split_statements(sql)?;
         let mut context = self.effective_context(context)?;
         let Some((last, sets)) = statements.split_last() else {
@@ -402,7 +437,8 @@ impl GroveContext {
                 }
             }
         }
-        match parse_statement(last)? {
+        let last = grove_sql::bind_parameters(last, parameters)?;
+        match parse_statement(&last)? {
             DruidStatement::Ingest(stmt) => self.prepare_ingest(sql, *stmt, context).await,
             DruidStatement::DataFusion(stmt) => {
                 let state = self.statement_state(&context)?;
@@ -480,6 +516,44 @@ impl GroveContext {
             return Err(DataFusionError::Internal("not a query".into()));
         };
         let result = collect_query(&prepared.state, plan, control, max_rows).await;
+        control.progress.set_phase(TaskPhase::Done);
+        result
+    }
+
+    /// Starts a prepared SELECT and returns its result stream (for results sent as they
+    /// are produced). Canceling `control` does not stop the stream by itself: read it
+    /// with [`TaskControl::next_batch`], or drop it.
+    pub async fn stream_query(
+        &self,
+        prepared: &PreparedStatement,
+        control: &TaskControl,
+    ) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+        let PreparedKind::Query(plan) = &prepared.kind else {
+            return Err(DataFusionError::Internal("not a query".into()));
+        };
+        crate::query::stream_query(&prepared.state, plan, control).await
+    }
+
+    /// Runs a prepared SELECT to the end, keeping every row in deep storage as pages
+    /// ([`crate::result_pages`], for the statements API) and the first `sample_rows`
+    /// rows in the returned results. Nothing is left behind on failure.
+    pub async fn run_query_to_pages(
+        &self,
+        prepared: &PreparedStatement,
+        control: &TaskControl,
+        result_format: &str,
+        sample_rows: usize,
+    ) -> Result<QueryResults> {
+        let stream = self.stream_query(prepared, control).await?;
+        let result = crate::result_pages::store_query(
+            self.deep.store(),
+            stream,
+            control,
+            &prepared.task_id,
+            result_format,
+            sample_rows,
+        )
+        .await;
         control.progress.set_phase(TaskPhase::Done);
         result
     }

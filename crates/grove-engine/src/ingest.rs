@@ -14,7 +14,9 @@ use grove_common::types::TIME_COLUMN;
 use grove_common::{MsqFault, QueryContext};
 use grove_input::{ExternScanExec, ScanCounters};
 use grove_sql::{IngestKind, IngestPlan};
-use grove_store::{DataSegment, DeepStorage, MetadataStore, PublishMode, PublishRequest};
+use grove_store::{
+    DataSegment, DeepStorage, MetadataStore, PublishMode, PublishRequest, SegmentScans,
+};
 use object_store::path::Path as ObjectPath;
 
 use crate::context::StageWorkers;
@@ -93,8 +95,11 @@ pub(crate) async fn execute_ingest(
     let keyed = LogicalPlanBuilder::from(plan.input.clone())
         .project(exprs)?
         .build()?;
+    let (state, tables) = with_segment_scans(state);
+    let state = &state;
     let physical = state.create_physical_plan(&keyed).await?;
     progress.set_scans(collect_scans(&physical));
+    progress.set_tables(tables.scans());
 
     let config = WriterConfig {
         data_source: plan.target.clone(),
@@ -206,6 +211,15 @@ pub(crate) async fn execute_ingest(
         }
         Err(e) => Err(cleanup_and(e).await),
     }
+}
+
+/// A copy of `state` whose datasource scans record what they read into the returned
+/// [`SegmentScans`] (Druid's table-input counters).
+pub(crate) fn with_segment_scans(state: &SessionState) -> (SessionState, Arc<SegmentScans>) {
+    let scans = Arc::new(SegmentScans::default());
+    let mut state = state.clone();
+    state.config_mut().set_extension(Arc::clone(&scans));
+    (state, scans)
 }
 
 /// Counters of every EXTERN scan in a physical plan.

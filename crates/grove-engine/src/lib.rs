@@ -14,7 +14,10 @@ mod ingest;
 mod parquet_writer;
 mod query;
 mod report;
+pub mod result_pages;
+pub mod results;
 mod stages;
+mod system;
 mod task;
 mod writer;
 

@@ -11,7 +11,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
 
-use crate::ingest::collect_scans;
+use crate::ingest::{collect_scans, with_segment_scans};
 use crate::task::{TaskControl, TaskPhase};
 
 /// Rows of a SELECT task.
@@ -44,14 +44,30 @@ pub(crate) fn plan_is_query(plan: &LogicalPlan) -> bool {
     )
 }
 
+/// Plans and starts a query, registering its scans with `control`'s progress.
+pub(crate) async fn stream_query(
+    state: &SessionState,
+    plan: &LogicalPlan,
+    control: &TaskControl,
+) -> Result<datafusion::physical_plan::SendableRecordBatchStream> {
+    let (state, tables) = with_segment_scans(state);
+    let physical = state.create_physical_plan(plan).await?;
+    control.progress.set_scans(collect_scans(&physical));
+    control.progress.set_tables(tables.scans());
+    control.progress.set_phase(TaskPhase::Reading);
+    execute_stream(physical, state.task_ctx())
+}
+
 pub(crate) async fn collect_query(
     state: &SessionState,
     plan: &LogicalPlan,
     control: &TaskControl,
     max_rows: usize,
 ) -> Result<QueryResults> {
+    let (state, tables) = with_segment_scans(state);
     let physical = state.create_physical_plan(plan).await?;
     control.progress.set_scans(collect_scans(&physical));
+    control.progress.set_tables(tables.scans());
     let schema = physical.schema();
     control.progress.set_phase(TaskPhase::Reading);
     let mut stream = execute_stream(Arc::clone(&physical), state.task_ctx())?;

@@ -7,10 +7,10 @@
 //! clusterBy columns); stage 1 writes segments (`segmentGenerator`). A SELECT is one
 //! stage whose output is the results.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::RecordBatch;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::LogicalPlan;
 use grove_common::time::format_millis;
@@ -506,22 +506,51 @@ impl TaskDescription {
         let stages = progress.stages();
         let workers = stages.first().map_or(1, |s| s.worker_count());
         let scan_stage = stages.first().map(|s| s.snapshot());
-        // Stage 0: each worker's input (scan partitions p with p % workers == w), then
+        // EXTERN scans count under the first external input; each datasource scan
+        // under its table input (on worker 0: `totalFiles` is the datasource's visible
+        // segments, not a per-worker assignment).
+        let extern_input = self
+            .inputs
+            .iter()
+            .position(|i| i["type"] == "external")
+            .unwrap_or(0);
+        let tables = self.table_input_totals(progress);
+        // Stage 0: each worker's inputs (scan partitions p with p % workers == w), then
         // what the stage counted itself (output), then its parse warnings.
         let mut stage0 = Map::new();
         for w in 0..workers {
             let sum = |f: fn(&PartitionCounters) -> &AtomicU64| -> u64 {
                 scans.iter().map(|s| s.worker_total(workers, w, f)).sum()
             };
-            let mut worker = Map::new();
-            let input = [
-                ("rows", sum(|c| &c.rows)),
-                ("bytes", sum(|c| &c.bytes)),
-                ("files", sum(|c| &c.files)),
-                ("totalFiles", sum(|c| &c.total_files)),
+            let mut inputs: BTreeMap<usize, [u64; 4]> = BTreeMap::new();
+            let external = [
+                sum(|c| &c.rows),
+                sum(|c| &c.bytes),
+                sum(|c| &c.files),
+                sum(|c| &c.total_files),
             ];
-            if input.iter().any(|(_, v)| *v > 0) {
-                worker.insert("input0".into(), channel_json(&input));
+            if external.iter().any(|v| *v > 0) {
+                inputs.insert(extern_input, external);
+            }
+            if w == 0 {
+                for (index, t) in &tables {
+                    let entry = inputs.entry(*index).or_default();
+                    for (a, b) in entry.iter_mut().zip(t) {
+                        *a += b;
+                    }
+                }
+            }
+            let mut worker = Map::new();
+            for (index, [rows, bytes, files, total_files]) in inputs {
+                worker.insert(
+                    format!("input{index}"),
+                    channel_json(&[
+                        ("rows", rows),
+                        ("bytes", bytes),
+                        ("files", files),
+                        ("totalFiles", total_files),
+                    ]),
+                );
             }
             if let Some(Value::Object(own)) = scan_stage.as_ref().and_then(|s| s.get(w.to_string()))
             {
@@ -552,6 +581,32 @@ impl TaskDescription {
         Value::Object(counters)
     }
 
+    /// `[rows, bytes, files, totalFiles]` of the datasource scans by stage input: the
+    /// k-th scan of a datasource counts under the k-th table input naming it.
+    fn table_input_totals(&self, progress: &TaskProgress) -> BTreeMap<usize, [u64; 4]> {
+        let mut out: BTreeMap<usize, [u64; 4]> = BTreeMap::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for scan in progress.tables() {
+            let name = scan.data_source();
+            let k = seen.entry(name.to_string()).or_insert(0);
+            let named: Vec<usize> = self
+                .inputs
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| i["type"] == "table" && i["dataSource"] == name)
+                .map(|(n, _)| n)
+                .collect();
+            let index = named.get(*k).or(named.last()).copied().unwrap_or(0);
+            *k += 1;
+            let entry = out.entry(index).or_default();
+            entry[0] += scan.rows();
+            entry[1] += scan.bytes();
+            entry[2] += scan.files();
+            entry[3] += scan.total_files();
+        }
+        out
+    }
+
     fn results_json(&self, results: &QueryResults) -> Value {
         let mut rows: Vec<Value> = Vec::new();
         for batch in &results.batches {
@@ -566,11 +621,17 @@ impl TaskDescription {
     }
 }
 
+/// How a report renders values: timestamps as epoch millis, arrays as JSON arrays.
+const REPORT_VALUES: crate::results::ValueOptions = crate::results::ValueOptions {
+    time_zone: None,
+    stringify_arrays: false,
+};
+
 /// Rows as JSON arrays, Druid's way: timestamps as epoch milliseconds.
 pub fn batch_rows(batch: &RecordBatch) -> Vec<Value> {
     let mut rows = vec![Vec::with_capacity(batch.num_columns()); batch.num_rows()];
     for col in batch.columns() {
-        let values = column_values(col.as_ref());
+        let values = crate::results::column_json(col.as_ref(), &REPORT_VALUES);
         for (row, v) in rows.iter_mut().zip(values) {
             row.push(v);
         }
@@ -578,82 +639,3 @@ pub fn batch_rows(batch: &RecordBatch) -> Vec<Value> {
     rows.into_iter().map(Value::Array).collect()
 }
 
-fn column_values(array: &dyn arrow::array::Array) -> Vec<Value> {
-    use arrow::array::AsArray;
-    use arrow::datatypes::*;
-    let n = array.len();
-    /// Casts to `to` and renders each non-null value with `value`.
-    fn cast_each(
-        array: &dyn arrow::array::Array,
-        to: &DataType,
-        value: impl Fn(&dyn arrow::array::Array, usize) -> Value,
-    ) -> Vec<Value> {
-        match arrow::compute::cast(array, to) {
-            Ok(cast) => (0..array.len())
-                .map(|i| {
-                    if array.is_null(i) {
-                        Value::Null
-                    } else {
-                        value(cast.as_ref(), i)
-                    }
-                })
-                .collect(),
-            Err(_) => vec![Value::Null; array.len()],
-        }
-    }
-    match array.data_type() {
-        DataType::Timestamp(_, _) => cast_each(
-            array,
-            &DataType::Timestamp(TimeUnit::Millisecond, None),
-            |a, i| json!(a.as_primitive::<TimestampMillisecondType>().value(i)),
-        ),
-        DataType::Int8
-        | DataType::Int16
-        | DataType::Int32
-        | DataType::Int64
-        | DataType::UInt8
-        | DataType::UInt16
-        | DataType::UInt32
-        | DataType::UInt64 => cast_each(array, &DataType::Int64, |a, i| {
-            json!(a.as_primitive::<Int64Type>().value(i))
-        }),
-        DataType::Float16
-        | DataType::Float32
-        | DataType::Float64
-        | DataType::Decimal128(_, _)
-        | DataType::Decimal256(_, _) => cast_each(array, &DataType::Float64, |a, i| {
-            json!(a.as_primitive::<Float64Type>().value(i))
-        }),
-        DataType::Boolean => cast_each(array, &DataType::Boolean, |a, i| {
-            json!(a.as_boolean().value(i))
-        }),
-        // Arrays as JSON arrays of their element values, as Druid renders them.
-        DataType::List(_) => {
-            let list = array.as_list::<i32>();
-            (0..n)
-                .map(|i| {
-                    if arrow::array::Array::is_null(list, i) {
-                        Value::Null
-                    } else {
-                        Value::Array(column_values(list.value(i).as_ref()))
-                    }
-                })
-                .collect()
-        }
-        _ => {
-            let options = FormatOptions::default();
-            match ArrayFormatter::try_new(array, &options) {
-                Ok(f) => (0..n)
-                    .map(|i| {
-                        if array.is_null(i) {
-                            Value::Null
-                        } else {
-                            json!(f.value(i).to_string())
-                        }
-                    })
-                    .collect(),
-                Err(_) => vec![Value::Null; n],
-            }
-        }
-    }
-}

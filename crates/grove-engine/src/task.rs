@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use grove_input::ScanCounters;
+use grove_store::SegmentScan;
 
 use crate::counters::StageCounters;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +64,8 @@ pub struct TaskProgress {
     pub rows_spilled: AtomicU64,
     /// Counters of every EXTERN scan in the plan, once planned.
     scans: Mutex<Vec<Arc<ScanCounters>>>,
+    /// Every datasource scan planned (segment files read, visible segments).
+    tables: Mutex<Vec<Arc<SegmentScan>>>,
     /// Per-stage, per-worker counters, once the stages start.
     stages: Mutex<Vec<Arc<StageCounters>>>,
 }
@@ -95,6 +98,18 @@ impl TaskProgress {
     /// The scans' counters.
     pub fn scans(&self) -> Vec<Arc<ScanCounters>> {
         self.scans.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Records the datasource scans of the plan.
+    pub fn set_tables(&self, tables: Vec<Arc<SegmentScan>>) {
+        if let Ok(mut t) = self.tables.lock() {
+            *t = tables;
+        }
+    }
+
+    /// The datasource scans.
+    pub fn tables(&self) -> Vec<Arc<SegmentScan>> {
+        self.tables.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// Records the stages' counters (stage number = index).
@@ -142,7 +157,7 @@ impl TaskControl {
 
     /// The next batch of `stream`, or the `Canceled` fault if the task is canceled first.
     /// Moves the progress from reading to writing when the first batch arrives.
-    pub(crate) async fn next_batch(
+    pub async fn next_batch(
         &self,
         stream: &mut datafusion::physical_plan::SendableRecordBatchStream,
     ) -> datafusion::common::Result<Option<arrow::array::RecordBatch>> {

@@ -431,13 +431,27 @@ pub(crate) fn check_chunk(
     Ok(())
 }
 
+/// A range-dimension value (`None` for NULL). Range dimensions are strings; every Arrow
+/// string layout is read, so that a boundary is never mistaken for NULL (readers prune
+/// segments by these boundaries).
 fn string_at(array: &dyn Array, row: usize) -> Option<String> {
     if array.is_null(row) {
         return None;
     }
-    array
-        .as_string_opt::<i32>()
-        .map(|a| a.value(row).to_string())
+    if let Some(a) = array.as_string_opt::<i32>() {
+        return Some(a.value(row).to_string());
+    }
+    if let Some(a) = array.as_string_opt::<i64>() {
+        return Some(a.value(row).to_string());
+    }
+    if let Some(a) = array.as_string_view_opt() {
+        return Some(a.value(row).to_string());
+    }
+    let cast =
+        arrow::compute::cast(&array.slice(row, 1), &arrow::datatypes::DataType::Utf8).ok()?;
+    cast.as_string_opt::<i32>()
+        .filter(|a| !a.is_empty() && a.is_valid(0))
+        .map(|a| a.value(0).to_string())
 }
 
 #[cfg(test)]

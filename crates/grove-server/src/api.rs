@@ -15,18 +15,43 @@ use grove_common::QueryContext;
 use grove_store::TaskFilter;
 use serde_json::{Map, Value, json};
 
-use crate::tasks::{SubmitError, TaskManager};
+use crate::coordinator;
+use crate::sql_api::{RunningQueries, cancel_sql, post_sql};
+use crate::statements::{delete_statement, get_results, get_statement, post_statement};
+use crate::tasks::{SubmitError, SubmitOptions, TaskManager};
 
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The task manager.
     pub tasks: Arc<TaskManager>,
+    /// Synchronous SQL queries running now, by `sqlQueryId`.
+    pub(crate) sql_queries: Arc<RunningQueries>,
+}
+
+impl AppState {
+    /// State over a task manager.
+    pub fn new(tasks: Arc<TaskManager>) -> Self {
+        Self {
+            tasks,
+            sql_queries: Arc::default(),
+        }
+    }
 }
 
 /// The router with every endpoint.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
+        .route("/druid/v2/sql", post(post_sql))
+        .route("/druid/v2/sql/", post(post_sql))
+        .route("/druid/v2/sql/{id}", axum::routing::delete(cancel_sql))
+        .route("/druid/v2/sql/statements", post(post_statement))
+        .route("/druid/v2/sql/statements/", post(post_statement))
+        .route(
+            "/druid/v2/sql/statements/{id}",
+            get(get_statement).delete(delete_statement),
+        )
+        .route("/druid/v2/sql/statements/{id}/results", get(get_results))
         .route("/druid/v2/sql/task", post(submit_task))
         .route("/druid/v2/sql/task/", post(submit_task))
         .route("/druid/v2/sql/task/enabled", get(task_enabled))
@@ -40,6 +65,38 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/druid/indexer/v1/completeTasks", get(complete_tasks))
         .route("/druid/indexer/v1/waitingTasks", get(waiting_tasks))
         .route("/druid/indexer/v1/pendingTasks", get(pending_tasks))
+        .route(
+            "/druid/coordinator/v1/metadata/datasources",
+            get(coordinator::metadata_datasources),
+        )
+        .route(
+            "/druid/coordinator/v1/metadata/datasources/{ds}",
+            get(coordinator::metadata_datasource),
+        )
+        .route(
+            "/druid/coordinator/v1/metadata/datasources/{ds}/segments",
+            get(coordinator::metadata_segments_of).post(coordinator::metadata_segments_in),
+        )
+        .route(
+            "/druid/coordinator/v1/metadata/datasources/{ds}/segments/{id}",
+            get(coordinator::metadata_segment),
+        )
+        .route(
+            "/druid/coordinator/v1/metadata/segments",
+            get(coordinator::metadata_all_segments),
+        )
+        .route(
+            "/druid/coordinator/v1/datasources",
+            get(coordinator::served_datasources),
+        )
+        .route(
+            "/druid/coordinator/v1/datasources/{ds}/intervals",
+            get(coordinator::served_intervals),
+        )
+        .route(
+            "/druid/coordinator/v1/datasources/{ds}/intervals/{interval}",
+            get(coordinator::served_intervals_in),
+        )
         .route("/status", get(status))
         .route("/status/health", get(health))
         .fallback(not_found)
@@ -134,24 +191,19 @@ async fn submit_task(
         }
         Some(_) => return invalid(query_id, "[query] must be a string"),
     };
-    if obj
-        .get("parameters")
-        .and_then(|p| p.as_array())
-        .is_some_and(|p| !p.is_empty())
-    {
-        return submit_failure(
-            query_id,
-            StatusCode::NOT_IMPLEMENTED,
-            "general",
-            "UNSUPPORTED",
-            "Query parameters are not supported by Grove yet",
-        );
-    }
+    let parameters = match grove_sql::SqlParameter::list_from_json(obj.get("parameters")) {
+        Ok(p) => p,
+        Err(e) => return invalid(query_id, &e),
+    };
     let context = match QueryContext::from_json(context) {
         Ok(c) => c,
         Err(e) => return invalid(query_id, &e),
     };
-    match state.tasks.submit(&query, context).await {
+    let options = SubmitOptions {
+        parameters,
+        durable_results: None,
+    };
+    match state.tasks.submit_with(&query, context, options).await {
         Ok(task_id) => json_response(
             StatusCode::ACCEPTED,
             json!({"taskId": task_id, "state": "RUNNING"}),

@@ -40,6 +40,9 @@ pub struct ServerConfig {
     /// Most workers a stage may use, whatever `maxNumTasks` asks (default: the number of
     /// cores).
     pub max_workers: Option<usize>,
+    /// How long the statements API keeps a SELECT's results in deep storage after it
+    /// ends, in seconds (default 6 hours).
+    pub query_results_retention_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +58,7 @@ impl Default for ServerConfig {
             allowed_protocols: Vec::new(),
             memory_limit: None,
             max_workers: None,
+            query_results_retention_secs: 6 * 3600,
         }
     }
 }
@@ -99,6 +103,7 @@ pub async fn serve(
     grove.set_input_policy(policy);
     let listener = TcpListener::bind((config.host.as_str(), config.port)).await?;
     let addr = listener.local_addr()?;
+    grove.set_server_address(&addr.ip().to_string(), addr.port());
     let tasks = TaskManager::start(
         grove,
         config.task_slots,
@@ -108,16 +113,37 @@ pub async fn serve(
     )
     .await?;
     let app = router(
-        AppState {
-            tasks: std::sync::Arc::clone(&tasks),
-        },
+        AppState::new(std::sync::Arc::clone(&tasks)),
         config.max_body_bytes,
     );
+    let cleaner = tokio::spawn(clean_query_results(
+        std::sync::Arc::clone(tasks.grove().deep_storage().store()),
+        Duration::from_secs(config.query_results_retention_secs),
+    ));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "grove serving Druid's API");
     on_bound(addr);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
+    cleaner.abort();
     tasks.cancel_all().await;
     Ok(())
+}
+
+/// Deletes stored SELECT results older than `retention`, checking every quarter of it
+/// (at least every second, at most every ten minutes).
+async fn clean_query_results(
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    retention: Duration,
+) {
+    let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        match grove_engine::result_pages::delete_expired(&store, retention_ms).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(results = n, "deleted expired query results"),
+            Err(e) => tracing::warn!(error = %e, "cannot clean expired query results"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }

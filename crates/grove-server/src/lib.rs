@@ -10,11 +10,16 @@
 
 mod api;
 mod config;
+mod coordinator;
 mod locks;
 pub mod progress;
+mod sql_api;
+mod statements;
 mod tasks;
 
 pub use api::{AppState, router};
 pub use config::{ServerConfig, serve};
 pub use locks::{LockGuard, LockManager, LockMode};
-pub use tasks::{LiveTask, MAX_SELECT_RESULT_ROWS, RunnerState, SubmitError, TaskManager};
+pub use tasks::{
+    LiveTask, MAX_SELECT_RESULT_ROWS, RunnerState, SubmitError, SubmitOptions, TaskManager,
+};

@@ -27,11 +27,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve Druid's SQL task API (POST /druid/v2/sql/task, /druid/indexer/v1/task/...).
+    /// Serve Druid's API: SQL (/druid/v2/sql, /statements, /task), tasks, metadata.
     Serve {
         /// TOML config file (host, port, data_dir, task_slots, lock_timeout_ms,
         /// max_body_bytes, allow_local_dirs, allowed_protocols, memory_limit,
-        /// max_workers); flags override it.
+        /// max_workers, query_results_retention_secs); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Address to bind [default: 127.0.0.1].

@@ -26,6 +26,17 @@ use crate::locks::{LockManager, LockMode};
 /// Rows of a SELECT kept in its report (Druid's `Limits.MAX_SELECT_RESULT_ROWS`).
 pub const MAX_SELECT_RESULT_ROWS: usize = 3_000;
 
+/// How a task is submitted beyond its SQL and context.
+#[derive(Debug, Clone, Default)]
+pub struct SubmitOptions {
+    /// Values for the `?` placeholders.
+    pub parameters: Vec<grove_sql::SqlParameter>,
+    /// For a SELECT: keep every result row in deep storage, as pages served by the
+    /// statements API, remembering this `resultFormat`. `None`: only the report keeps
+    /// (the first 3,000) rows.
+    pub durable_results: Option<String>,
+}
+
 /// Where a live task is in the queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -161,11 +172,30 @@ impl TaskManager {
         sql: &str,
         context: QueryContext,
     ) -> Result<String, SubmitError> {
-        let prepared = match self.grove.prepare(sql, &context).await {
+        self.submit_with(sql, context, SubmitOptions::default())
+            .await
+    }
+
+    /// [`Self::submit`] with parameters and a result destination.
+    pub async fn submit_with(
+        self: &Arc<Self>,
+        sql: &str,
+        context: QueryContext,
+        options: SubmitOptions,
+    ) -> Result<String, SubmitError> {
+        let prepared = match self
+            .grove
+            .prepare_with_parameters(sql, &context, &options.parameters)
+            .await
+        {
             Ok(p) => p,
             Err(e) => return self.refuse_or_fail(sql, &context, e).await,
         };
         let description = prepared.describe();
+        let mut payload = description.payload();
+        if options.durable_results.is_some() && matches!(prepared.kind, PreparedKind::Query(_)) {
+            payload["spec"]["destination"] = json!({"type": "durableStorage"});
+        }
         let created_ms = chrono::Utc::now().timestamp_millis();
         let record = TaskRecord {
             id: prepared.task_id.clone(),
@@ -174,7 +204,7 @@ impl TaskManager {
             status: "RUNNING".into(),
             duration_ms: -1,
             error_msg: None,
-            payload: description.payload(),
+            payload,
             report: None,
         };
         if self
@@ -207,7 +237,7 @@ impl TaskManager {
         let manager = Arc::clone(self);
         let task_id = record.id.clone();
         tokio::spawn(async move {
-            let outcome = std::panic::AssertUnwindSafe(manager.run(&prepared, &live))
+            let outcome = std::panic::AssertUnwindSafe(manager.run(&prepared, &live, &options))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| {
@@ -280,7 +310,12 @@ impl TaskManager {
         Ok(task_id)
     }
 
-    async fn run(&self, prepared: &PreparedStatement, live: &LiveTask) -> TaskEnd {
+    async fn run(
+        &self,
+        prepared: &PreparedStatement,
+        live: &LiveTask,
+        options: &SubmitOptions,
+    ) -> TaskEnd {
         let cancel = &live.control.cancel;
         let canceled = || {
             TaskEnd::Failed(MsqFault::Canceled {
@@ -329,11 +364,18 @@ impl TaskManager {
                 Ok(_) => TaskEnd::Success(None),
                 Err(e) => TaskEnd::Failed(MsqFault::from_error(&e)),
             },
-            PreparedKind::Query(_) => match self
-                .grove
-                .run_query(prepared, &live.control, MAX_SELECT_RESULT_ROWS)
-                .await
-            {
+            PreparedKind::Query(_) => match match &options.durable_results {
+                Some(format) => {
+                    self.grove
+                        .run_query_to_pages(prepared, &live.control, format, MAX_SELECT_RESULT_ROWS)
+                        .await
+                }
+                None => {
+                    self.grove
+                        .run_query(prepared, &live.control, MAX_SELECT_RESULT_ROWS)
+                        .await
+                }
+            } {
                 Ok(r) => TaskEnd::Success(Some(r)),
                 Err(e) => TaskEnd::Failed(MsqFault::from_error(&e)),
             },
@@ -367,6 +409,16 @@ impl TaskManager {
             map.remove(task_id);
         }
         tracing::info!(task_id, status, "task finished");
+    }
+
+    /// `host:port` this server answers on.
+    pub fn server_address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The Grove context tasks run in.
+    pub fn grove(&self) -> &GroveContext {
+        &self.grove
     }
 
     /// A live task of this process.

@@ -12,6 +12,7 @@
 mod extern_fn;
 pub mod functions;
 mod overwrite;
+mod params;
 mod plan;
 mod rewrite;
 mod statement;
@@ -19,6 +20,7 @@ mod tokens;
 
 pub use extern_fn::ExternRelationPlanner;
 pub use overwrite::{overwrite_intervals, overwrite_intervals_in};
+pub use params::{SqlParameter, bind_parameters};
 pub use plan::{IngestPlan, RESERVED_COLUMNS, plan_ingest, session_zone};
 pub use rewrite::apply_time_zone;
 pub use statement::{

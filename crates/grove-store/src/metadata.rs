@@ -16,6 +16,7 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::Mutex;
 
 use crate::segment::{DataSegment, SegmentColumn, ShardSpec, version_string};
+use crate::timeline::visible_parts;
 
 const SCHEMA: &[&str] = &[
     r#"CREATE TABLE IF NOT EXISTS druid_segments (
@@ -183,6 +184,19 @@ impl MetadataStore {
             .unwrap_or(false)
     }
 
+    /// Every datasource with a segment in the store, used or not (not cached).
+    pub async fn all_datasource_names(&self) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT DISTINCT datasource FROM druid_segments ORDER BY datasource")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>(0).ok())
+            .collect())
+    }
+
     /// Used segments of a datasource (visible or overshadowed).
     pub async fn used_segments(&self, data_source: &str) -> Result<Vec<DataSegment>> {
         self.segments_where(data_source, "AND used = 1").await
@@ -191,6 +205,19 @@ impl MetadataStore {
     /// Every segment of a datasource, used or not.
     pub async fn all_segments(&self, data_source: &str) -> Result<Vec<DataSegment>> {
         self.segments_where(data_source, "").await
+    }
+
+    /// Used segments of every datasource (visible or overshadowed), by datasource, then
+    /// interval start, version and id.
+    pub async fn used_segments_all(&self) -> Result<Vec<DataSegment>> {
+        let rows = sqlx::query(
+            "SELECT payload, columns_json, path, used FROM druid_segments WHERE used = 1 \
+             ORDER BY datasource, start_ms, version, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(segment_from_row).collect()
     }
 
     async fn segments_where(&self, data_source: &str, extra: &str) -> Result<Vec<DataSegment>> {
@@ -305,12 +332,19 @@ fn allocate(req: &PublishRequest, existing: &[DataSegment]) -> Result<PublishRes
         by_chunk.entry(s.interval).or_default().push(s);
     }
     let mut out = PublishResult::default();
+    // Allocation follows the visible timeline, as Druid's does.
+    let visible = visible_parts(existing);
+    let visible_in = |e: usize, span: &Interval| {
+        visible[e]
+            .as_ref()
+            .is_some_and(|parts| parts.iter().any(|p| p.overlaps(span)))
+    };
     match &req.mode {
         PublishMode::Append => {
             for (chunk, segments) in by_chunk {
-                let overlapping: Vec<&DataSegment> = existing
-                    .iter()
-                    .filter(|e| e.interval.overlaps(&chunk))
+                let overlapping: Vec<&DataSegment> = (0..existing.len())
+                    .filter(|&e| visible_in(e, &chunk))
+                    .map(|e| &existing[e])
                     .collect();
                 if let Some(other) = overlapping.iter().find(|e| e.interval != chunk) {
                     return Err(MsqFault::InsertCannotAllocateSegment {
@@ -325,9 +359,9 @@ fn allocate(req: &PublishRequest, existing: &[DataSegment]) -> Result<PublishRes
                     .map(|e| e.version.clone())
                     .max_by_key(|v| version_millis(v))
                     .unwrap_or_else(|| version_string(req.task_start));
-                let first = overlapping
+                let first = existing
                     .iter()
-                    .filter(|e| e.version == version)
+                    .filter(|e| e.interval == chunk && e.version == version)
                     .map(|e| e.shard_spec.partition_num() + 1)
                     .max()
                     .unwrap_or(0);
@@ -345,19 +379,25 @@ fn allocate(req: &PublishRequest, existing: &[DataSegment]) -> Result<PublishRes
             }
         }
         PublishMode::Replace { intervals } => {
+            // Druid's "intervals to drop": the replaced range minus the chunks that get
+            // new segments. A segment only partly inside the range may stay (the new
+            // version overshadows the replaced part of it) unless part of it would have
+            // to be dropped without anything newer to hide it.
+            let to_drop = subtract(intervals, by_chunk.keys().copied().collect());
             let mut newest = req.task_start;
-            for e in existing {
-                if !intervals.iter().any(|i| i.overlaps(&e.interval)) {
+            for (i, e) in existing.iter().enumerate() {
+                if !intervals.iter().any(|r| r.overlaps(&e.interval)) {
                     continue;
                 }
-                if !intervals.iter().any(|i| i.contains(&e.interval)) {
+                newest = newest.max(version_millis(&e.version).saturating_add(1));
+                if intervals.iter().any(|r| r.contains(&e.interval)) {
+                    out.overshadowed.push(e.id());
+                } else if to_drop.iter().any(|d| visible_in(i, d)) {
                     return Err(MsqFault::InsertCannotReplaceExistingSegment {
                         segment_id: e.id(),
                     }
                     .into());
                 }
-                newest = newest.max(version_millis(&e.version).saturating_add(1));
-                out.overshadowed.push(e.id());
             }
             let version = version_string(newest);
             for (_, segments) in by_chunk {
@@ -383,7 +423,41 @@ fn allocate(req: &PublishRequest, existing: &[DataSegment]) -> Result<PublishRes
             }
         }
     }
+    // Like Druid's coordinator, retire segments that newer versions now hide entirely
+    // (a segment replaced piece by piece by finer REPLACEs).
+    let kept: Vec<DataSegment> = existing
+        .iter()
+        .filter(|e| !out.overshadowed.contains(&e.id()))
+        .chain(&out.published)
+        .cloned()
+        .collect();
+    let after = visible_parts(&kept);
+    let n_existing = kept.len() - out.published.len();
+    for (s, parts) in kept.iter().zip(after).take(n_existing) {
+        if parts.is_some_and(|p| p.is_empty()) {
+            out.overshadowed.push(s.id());
+        }
+    }
     Ok(out)
+}
+
+/// `from` minus `minus`, both as sets of instants.
+fn subtract(from: &[Interval], mut minus: Vec<Interval>) -> Vec<Interval> {
+    minus.sort();
+    let mut out = Vec::new();
+    for r in from {
+        let mut start = r.start;
+        for m in minus.iter().filter(|m| m.overlaps(r)) {
+            if m.start > start {
+                out.push(Interval::new(start, m.start));
+            }
+            start = start.max(m.end);
+        }
+        if start < r.end {
+            out.push(Interval::new(start, r.end));
+        }
+    }
+    out
 }
 
 fn new_data_segment(
@@ -525,5 +599,97 @@ mod tests {
             "InsertCannotReplaceExistingSegment"
         );
         assert_eq!(store.used_segments("w").await.unwrap().len(), 2);
+        // Across datasources only used segments are listed, grouped by datasource.
+        store
+            .publish(PublishRequest {
+                data_source: "a".into(),
+                mode: PublishMode::Append,
+                task_start: 5000,
+                segments: vec![seg(DAY, 2 * DAY, 3)],
+            })
+            .await
+            .unwrap();
+        let all: Vec<(String, i64)> = store
+            .used_segments_all()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.data_source, s.interval.start))
+            .collect();
+        assert_eq!(
+            all,
+            vec![("a".into(), DAY), ("w".into(), 0), ("w".into(), DAY)]
+        );
+    }
+
+    #[tokio::test]
+    async fn replace_of_part_of_a_segment_overshadows_that_part() {
+        const HOUR: i64 = DAY / 24;
+        let (_dir, store) = store().await;
+        let replace = |intervals: Vec<Interval>, segments: Vec<NewSegment>| PublishRequest {
+            data_source: "w".into(),
+            mode: PublishMode::Replace { intervals },
+            task_start: 10,
+            segments,
+        };
+        store
+            .publish(replace(vec![Interval::new(0, DAY)], vec![seg(0, DAY, 5)]))
+            .await
+            .unwrap();
+        // Hour 10 gets rows: the DAY segment stays used, partly overshadowed.
+        let hour10 = Interval::new(10 * HOUR, 11 * HOUR);
+        let r = store
+            .publish(replace(vec![hour10], vec![seg(10 * HOUR, 11 * HOUR, 1)]))
+            .await
+            .unwrap();
+        assert!(r.overshadowed.is_empty());
+        assert_eq!(store.used_segments("w").await.unwrap().len(), 2);
+        // Hours 11-12 with rows in hour 11 only: hour 12 of the DAY segment would have to
+        // be dropped: refused.
+        let err = store
+            .publish(replace(
+                vec![Interval::new(11 * HOUR, 13 * HOUR)],
+                vec![seg(11 * HOUR, 12 * HOUR, 1)],
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            MsqFault::find(&err).unwrap().error_code(),
+            "InsertCannotReplaceExistingSegment"
+        );
+        // An append into the replaced hour takes the newest version there; one into an
+        // hour the DAY segment still shows cannot be allocated.
+        let append = |s: NewSegment| PublishRequest {
+            data_source: "w".into(),
+            mode: PublishMode::Append,
+            task_start: 10,
+            segments: vec![s],
+        };
+        let a = store
+            .publish(append(seg(10 * HOUR, 11 * HOUR, 2)))
+            .await
+            .unwrap();
+        assert_eq!(a.published[0].version, r.published[0].version);
+        assert_eq!(a.published[0].shard_spec.partition_num(), 1);
+        let err = store
+            .publish(append(seg(3 * HOUR, 4 * HOUR, 2)))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            MsqFault::find(&err).unwrap().error_code(),
+            "InsertCannotAllocateSegment"
+        );
+        // Replacing the rest of the day hour by hour retires the DAY segment once
+        // nothing of it shows.
+        let rest: Vec<NewSegment> = (0..24)
+            .filter(|h| *h != 10)
+            .map(|h| seg(h * HOUR, (h + 1) * HOUR, 1))
+            .collect();
+        let intervals = vec![Interval::new(0, 10 * HOUR), Interval::new(11 * HOUR, DAY)];
+        let done = store.publish(replace(intervals, rest)).await.unwrap();
+        assert_eq!(done.overshadowed.len(), 1, "{:?}", done.overshadowed);
+        let used = store.used_segments("w").await.unwrap();
+        assert!(used.iter().all(|s| s.interval.duration_millis() == HOUR));
+        assert_eq!(used.len(), 25);
     }
 }

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod columnar;
+mod datasource;
 mod inputs;
 mod publish;
 mod s3;

@@ -5,7 +5,11 @@
 
 mod cli;
 mod cloud;
+mod coordinator;
 mod inputs;
+mod sql_api;
+mod statements;
 mod support;
+mod sys_tables;
 mod task_api;
 mod task_lifecycle;
