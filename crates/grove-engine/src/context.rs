@@ -450,6 +450,7 @@ impl GroveContext {
                         plan.display()
                     )));
                 }
+                let plan = with_outer_limit(plan, &context)?;
                 Ok(PreparedStatement {
                     task_id: task_id_for(&context)?,
                     sql: sql.to_string(),
@@ -608,6 +609,24 @@ fn check_input_policy(state: &SessionState, plan: &LogicalPlan) -> Result<()> {
         Ok(TreeNodeRecursion::Continue)
     })?;
     result
+}
+
+/// Druid's `sqlOuterLimit`: at most that many rows of a query's result (the web console
+/// sends 1001). EXPLAIN is left alone.
+fn with_outer_limit(plan: LogicalPlan, context: &QueryContext) -> Result<LogicalPlan> {
+    let limit = context
+        .get_i64("sqlOuterLimit")
+        .map_err(DataFusionError::Plan)?;
+    match limit {
+        None => Ok(plan),
+        Some(_) if matches!(plan, LogicalPlan::Explain(_)) => Ok(plan),
+        Some(n) if n >= 0 => datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+            .limit(0, Some(n as usize))?
+            .build(),
+        Some(n) => Err(DataFusionError::Plan(format!(
+            "sqlOuterLimit must be a non-negative integer, got [{n}]"
+        ))),
+    }
 }
 
 /// Plans a DataFusion statement with its `TIMESTAMP` literals read in `sqlTimeZone`.

@@ -638,4 +638,3 @@ pub fn batch_rows(batch: &RecordBatch) -> Vec<Value> {
     }
     rows.into_iter().map(Value::Array).collect()
 }
-

@@ -315,10 +315,12 @@ impl ResultWriter {
         Ok(out)
     }
 
-    /// The closing bytes: `]` for JSON arrays, a blank line for the line formats.
+    /// The closing bytes: `]` and a line feed for JSON arrays (Druid ends every response
+    /// with one; the web console reads a body without it as cut off), a blank line for
+    /// the line formats and CSV.
     pub fn end(&mut self) -> Vec<u8> {
         match self.format {
-            ResultFormat::Object | ResultFormat::Array => b"]".to_vec(),
+            ResultFormat::Object | ResultFormat::Array => b"]\n".to_vec(),
             _ => b"\n".to_vec(),
         }
     }
@@ -583,7 +585,7 @@ mod tests {
         let row2 = r#"{"__time":"2015-09-12T00:47:00.000Z","page":null,"added":null,"ratio":"NaN","ok":null,"tags":null}"#;
         assert_eq!(
             render(ResultFormat::Object, none, utc()),
-            format!("[{row1},{row2},{row1}]")
+            format!("[{row1},{row2},{row1}]\n")
         );
         assert_eq!(
             render(ResultFormat::ObjectLines, none, utc()),
@@ -595,7 +597,7 @@ mod tests {
         assert!(out.ends_with("\n\n"));
         let out = render(ResultFormat::Array, none, ValueOptions::millis());
         assert!(
-            out.starts_with(&format!("[{arr1},")) && out.ends_with("]"),
+            out.starts_with(&format!("[{arr1},")) && out.ends_with("]\n"),
             "{out}"
         );
     }
@@ -663,7 +665,7 @@ mod tests {
         out.extend(w.end());
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"[["__time","page","added","ratio","ok","tags"]]"#
+            "[[\"__time\",\"page\",\"added\",\"ratio\",\"ok\",\"tags\"]]\n"
         );
     }
 }

@@ -210,6 +210,11 @@ async fn result_info(
 ) -> Result<Value, ApiError> {
     let mut info = Map::new();
     if !is_select(record) {
+        // Rows written, from the segment generator's counters: the console shows
+        // "N rows inserted into <dataSource>".
+        if let Some(rows) = payload.map(rows_pushed) {
+            info.insert("numTotalRows".into(), json!(rows));
+        }
         info.insert("dataSource".into(), json!(record.data_source));
         return Ok(Value::Object(info));
     }
@@ -229,6 +234,18 @@ async fn result_info(
         info.insert("pages".into(), json!(m.pages));
     }
     Ok(Value::Object(info))
+}
+
+/// Rows pushed to segments, summed over the workers of every stage's counters.
+fn rows_pushed(payload: &Value) -> u64 {
+    payload["counters"]
+        .as_object()
+        .into_iter()
+        .flat_map(|stages| stages.values())
+        .filter_map(Value::as_object)
+        .flat_map(|workers| workers.values())
+        .filter_map(|w| w["segmentGenerationProgress"]["rowsPushed"].as_u64())
+        .sum()
 }
 
 /// A failed statement's error as Druid's DruidException map, the MSQ fault's code kept.

@@ -23,6 +23,9 @@ use tokio::sync::Semaphore;
 
 use crate::locks::{LockManager, LockMode};
 
+/// A task's `errorMsg` after `POST .../shutdown`, as Druid's Overlord writes it.
+pub(crate) const SHUTDOWN_ERROR_MSG: &str = "Shutdown request from user";
+
 /// Rows of a SELECT kept in its report (Druid's `Limits.MAX_SELECT_RESULT_ROWS`).
 pub const MAX_SELECT_RESULT_ROWS: usize = 3_000;
 
@@ -391,6 +394,11 @@ impl TaskManager {
             .report(live.created_ms, &live.control.progress, &end);
         let duration = (chrono::Utc::now().timestamp_millis() - live.created_ms).max(0);
         let (status, error_msg) = match &end {
+            // Druid's Overlord records a shutdown as this text, which the web console
+            // shows as CANCELED; the report keeps the Canceled fault.
+            TaskEnd::Failed(MsqFault::Canceled {
+                reason: CancelReason::TaskShutdown,
+            }) => ("FAILED", Some(SHUTDOWN_ERROR_MSG.to_string())),
             TaskEnd::Failed(f) => (
                 "FAILED",
                 Some(format!("{}: {}", f.error_code(), f.message())),

@@ -57,7 +57,7 @@ async fn result_formats_and_headers() {
     assert!(headers.get("X-Druid-SQL-Header-Included").is_none());
     assert_eq!(
         body,
-        r#"[{"__time":"2015-09-12T00:46:58.771Z","page":"Rust","n":5},{"__time":"2015-09-12T01:00:00.000Z","page":"a,b","n":7}]"#
+        "[{\"__time\":\"2015-09-12T00:46:58.771Z\",\"page\":\"Rust\",\"n\":5},{\"__time\":\"2015-09-12T01:00:00.000Z\",\"page\":\"a,b\",\"n\":7}]\n"
     );
 
     let (_, headers, body) = sql(
@@ -70,7 +70,7 @@ async fn result_formats_and_headers() {
     assert_eq!(headers["X-Druid-SQL-Header-Included"], "yes");
     assert_eq!(
         body,
-        r#"[["__time","page","n"],["LONG","STRING","LONG"],["TIMESTAMP","VARCHAR","BIGINT"],["2015-09-12T00:46:58.771Z","Rust",5],["2015-09-12T01:00:00.000Z","a,b",7]]"#
+        "[[\"__time\",\"page\",\"n\"],[\"LONG\",\"STRING\",\"LONG\"],[\"TIMESTAMP\",\"VARCHAR\",\"BIGINT\"],[\"2015-09-12T00:46:58.771Z\",\"Rust\",5],[\"2015-09-12T01:00:00.000Z\",\"a,b\",7]]\n"
     );
 
     let (_, headers, body) = sql(
@@ -122,13 +122,13 @@ async fn result_formats_and_headers() {
         json!({"query": "SELECT page FROM wiki WHERE n > 100"}),
     )
     .await;
-    assert_eq!(body, "[]");
+    assert_eq!(body, "[]\n");
     let (_, _, body) = sql(
         &server,
         json!({"query": "SELECT page FROM wiki WHERE n > 100", "resultFormat": "array", "header": true}),
     )
     .await;
-    assert_eq!(body, r#"[["page"]]"#);
+    assert_eq!(body, "[[\"page\"]]\n");
     server.stop().await;
 }
 
@@ -160,7 +160,16 @@ async fn values_parameters_and_time_zone() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body, r#"[["a,b",7]]"#);
+    assert_eq!(body, "[[\"a,b\",7]]\n");
+
+    // sqlOuterLimit caps the rows (the web console sends 1001).
+    let (_, _, body) = sql(
+        &server,
+        json!({"query": "SELECT value FROM generate_series(1, 10)", "resultFormat": "array",
+               "context": {"sqlOuterLimit": 3}}),
+    )
+    .await;
+    assert_eq!(body, "[[1],[2],[3]]\n");
 
     // sqlTimeZone renders timestamps with the zone's offset.
     let (_, _, body) = sql(
@@ -169,7 +178,7 @@ async fn values_parameters_and_time_zone() {
                "context": {"sqlTimeZone": "America/Los_Angeles"}}),
     )
     .await;
-    assert_eq!(body, r#"[["2015-09-11T17:46:58.771-07:00"]]"#);
+    assert_eq!(body, "[[\"2015-09-11T17:46:58.771-07:00\"]]\n");
 
     // Arrays are JSON strings unless sqlStringifyArrays is false.
     let (_, _, body) = sql(
@@ -177,14 +186,14 @@ async fn values_parameters_and_time_zone() {
         json!({"query": "SELECT make_array(1, 2) AS a", "resultFormat": "array"}),
     )
     .await;
-    assert_eq!(body, r#"[["[1,2]"]]"#);
+    assert_eq!(body, "[[\"[1,2]\"]]\n");
     let (_, _, body) = sql(
         &server,
         json!({"query": "SELECT make_array(1, 2) AS a", "resultFormat": "array",
                "context": {"sqlStringifyArrays": false}}),
     )
     .await;
-    assert_eq!(body, "[[[1,2]]]");
+    assert_eq!(body, "[[[1,2]]]\n");
     server.stop().await;
 }
 
@@ -333,6 +342,6 @@ async fn bad_queries_get_druid_errors() {
     // A failed query leaves the server serving.
     let (status, _, body) = sql(&server, json!({"query": "SELECT COUNT(*) AS c FROM wiki"})).await;
     assert_eq!(status, 200);
-    assert_eq!(body, r#"[{"c":3}]"#);
+    assert_eq!(body, "[{\"c\":3}]\n");
     server.stop().await;
 }

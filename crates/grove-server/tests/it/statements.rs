@@ -163,6 +163,7 @@ async fn ingestion_failures_and_timestamps() {
     let done = wait(&server, &id).await;
     assert_eq!(done["state"], "SUCCESS", "{done}");
     assert_eq!(done["result"]["dataSource"], "wiki");
+    assert_eq!(done["result"]["numTotalRows"], 1);
     // An ingestion has no rows to fetch.
     let (code, _, body) = text(&server, &format!("/druid/v2/sql/statements/{id}/results")).await;
     assert_eq!((code, body.as_str()), (200, ""));
@@ -181,7 +182,7 @@ async fn ingestion_failures_and_timestamps() {
     );
     assert_eq!(done["result"]["resultFormat"], "object");
     let (_, _, body) = text(&server, &format!("/druid/v2/sql/statements/{id}/results")).await;
-    assert_eq!(body, r#"[{"__time":1442018818771,"page":"Rust"}]"#);
+    assert_eq!(body, "[{\"__time\":1442018818771,\"page\":\"Rust\"}]\n");
 
     // A failure at run time: FAILED with the fault as errorDetails; no results.
     let (_, body) = submit(
