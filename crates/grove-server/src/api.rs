@@ -44,6 +44,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/druid/v2/sql", post(post_sql))
         .route("/druid/v2/sql/", post(post_sql))
+        .route("/druid/v2/sql/engines", get(sql_engines))
         .route("/druid/v2/sql/{id}", axum::routing::delete(cancel_sql))
         .route("/druid/v2/sql/statements", post(post_statement))
         .route("/druid/v2/sql/statements/", post(post_statement))
@@ -224,6 +225,15 @@ async fn submit_task(
             &m,
         ),
     }
+}
+
+/// The SQL engines Grove runs: `native` (`/druid/v2/sql`) and `msq-task` (tasks and
+/// statements). Dart (`msq-dart`) is not offered.
+async fn sql_engines() -> Response {
+    json_response(
+        StatusCode::OK,
+        json!({"engines": [{"name": "native"}, {"name": "msq-task"}]}),
+    )
 }
 
 async fn task_enabled() -> Response {

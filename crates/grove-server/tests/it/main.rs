@@ -5,6 +5,7 @@
 
 mod cli;
 mod cloud;
+mod console;
 mod coordinator;
 mod inputs;
 mod sql_api;
