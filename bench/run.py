@@ -6,6 +6,7 @@ usage:
   python3 bench/run.py S2 --rounds 5 --peers duckdb polars
   python3 bench/run.py S4 --memory-limit 512MB --peers ''   # Grove alone, bounded memory
   python3 bench/run.py --dry-run S2                 # print the Druid SQL Grove gets
+  python3 bench/run.py Q1 --rounds 3                # queries: Grove over HTTP vs DuckDB (bench/queries.py)
 
 Data comes from bench/gen_kttm.py (made when missing) under $BENCH_WORK (default bench/work).
 Grove: starts `target/release/grove serve` on a free loopback port with its data directory under
@@ -15,6 +16,7 @@ wall = POST to SUCCESS. Peak memory = the server's VmHWM, reset before each task
 /proc/<pid>/clear_refs. Peers: `python3 bench/peers.py PEER SCEN`, timed inside their process with
 imports excluded. Grove and the peers alternate (one of each per round), so load from elsewhere on
 the machine hits them alike. Results are appended to $BENCH_WORK/out/bench.jsonl.
+Q1 is the query scenario (not run by default): see bench/queries.py.
 """
 import argparse
 import json
@@ -30,9 +32,11 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import COLUMNS, DATA, OUT, SCENARIOS, WORK, files, manifest  # noqa: E402
+import queries  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
 PEERS = ["duckdb", "datafusion", "polars", "chdb"]
+QUERY_SCENARIOS = {"Q1": "kttm_465k"}  # query scenario -> dataset it ingests
 DATASETS = {"kttm_465k": ["--rows", "465346"], "kttm_4650k": ["--rows", "4653460", "--files", "8"]}
 SIGNATURE = json.dumps([{"name": n, "type": t} for n, t in COLUMNS])
 
@@ -141,7 +145,7 @@ def run_peer(peer, scen):
 
 
 def ensure_data(scenarios):
-    for ds in sorted({SCENARIOS[s][0] for s in scenarios}):
+    for ds in sorted({SCENARIOS[s][0] if s in SCENARIOS else QUERY_SCENARIOS[s] for s in scenarios}):
         if not os.path.exists(os.path.join(DATA, ds, "manifest.json")):
             print(f"generating {ds} ...", file=sys.stderr)
             subprocess.run([sys.executable, os.path.join(HERE, "gen_kttm.py"), *DATASETS[ds],
@@ -183,24 +187,36 @@ def main():
     ap.add_argument("--context", default="{}", help="extra query context (JSON)")
     ap.add_argument("--no-grove", action="store_true")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--reps", type=int, default=5, help="Q1: timed runs of each query per round")
+    ap.add_argument("--rows-per-segment", type=int, default=5000, help="Q1: ingestion rowsPerSegment")
     a = ap.parse_args()
     peers = [p for p in a.peers.replace(",", " ").split() if p]
+    query_scens = [s for s in a.scenarios if s in QUERY_SCENARIOS]
+    a.scenarios = [s for s in a.scenarios if s not in QUERY_SCENARIOS]
+    if query_scens and a.no_grove:
+        sys.exit("Q1 needs Grove: it queries the segments Grove writes")
     for s in a.scenarios:
         if s not in SCENARIOS:
             sys.exit(f"unknown scenario {s}")
         if p := [p for p in peers if p not in PEERS]:
             sys.exit(f"unknown peer {p[0]}")
-    ensure_data(a.scenarios)
+    ensure_data(a.scenarios + query_scens)
     if a.dry_run:
         for s in a.scenarios:
             print(f"-- {s}\n{grove_sql(s)};\n")
+        if query_scens:
+            queries.dry_run(grove_sql)
         return
     os.makedirs(OUT, exist_ok=True)
     grove = None if a.no_grove else Grove(a.grove, a.memory_limit)
     results = []
+    query_results = []
     log = open(os.path.join(OUT, "bench.jsonl"), "a")
     try:
-        for rnd in range(a.rounds):
+        if query_scens:
+            query_results = queries.run(grove, grove_sql, os.path.join(WORK, "grove"), a.rounds, a.reps,
+                                        a.rows_per_segment, a.max_num_tasks, log)
+        for rnd in range(a.rounds if a.scenarios else 0):
             for s in a.scenarios:
                 for p in peers:
                     r = run_peer(p, s)
@@ -219,7 +235,10 @@ def main():
         if grove:
             grove.stop()
     engines = (["grove"] if grove else []) + peers
-    table(results, a.scenarios, engines)
+    if a.scenarios:
+        table(results, a.scenarios, engines)
+    if query_results:
+        queries.table(query_results)
 
 
 if __name__ == "__main__":

@@ -39,9 +39,15 @@ impl AppState {
     }
 }
 
-/// The router with every endpoint.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+/// The router with every endpoint. With `web_console`, a Druid web console build (the
+/// `web-console` folder of a Druid distribution) is served at the site root, as Druid's
+/// router does; without it, `/` says how to get one.
+pub fn router(
+    state: AppState,
+    max_body_bytes: usize,
+    web_console: Option<&std::path::Path>,
+) -> Router {
+    let router = Router::new()
         .route("/druid/v2/sql", post(post_sql))
         .route("/druid/v2/sql/", post(post_sql))
         .route("/druid/v2/sql/engines", get(sql_engines))
@@ -100,9 +106,45 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .route("/status", get(status))
         .route("/status/health", get(health))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    let router = match web_console {
+        Some(dir) => {
+            let files = tower_http::services::ServeDir::new(dir)
+                .append_index_html_on_directories(false)
+                .fallback(axum::handler::HandlerWithoutStateExt::into_service(
+                    not_found,
+                ));
+            let index = tower_http::services::ServeFile::new(dir.join(CONSOLE_INDEX));
+            router.route_service("/", index).fallback_service(files)
+        }
+        None => router.route("/", get(no_console)).fallback(not_found),
+    };
+    router.with_state(state)
+}
+
+/// The console's page in a Druid distribution's `web-console` folder.
+pub(crate) const CONSOLE_INDEX: &str = "unified-console.html";
+
+/// `/` without `--web-console`: how to use the Druid console with Grove.
+async fn no_console() -> Response {
+    let page = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>Grove</title></head>
+<body>
+<h1>Grove</h1>
+<p>Grove answers Druid's APIs here (<code>/druid/v2/sql</code>, <code>/druid/v2/sql/statements</code>,
+<code>/druid/v2/sql/task</code>, <code>/druid/indexer/v1/task</code>, <code>/status</code>).</p>
+<p>To use the Druid web console, start Grove with the <code>web-console</code> folder of a Druid
+distribution (version 39 or later):</p>
+<pre>grove serve --web-console apache-druid-39.0.0/web-console</pre>
+<p>and open this address again. See docs/console.md.</p>
+</body></html>
+"#;
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page,
+    )
+        .into_response()
 }
 
 /// Druid's DruidException error body.

@@ -43,6 +43,9 @@ pub struct ServerConfig {
     /// How long the statements API keeps a SELECT's results in deep storage after it
     /// ends, in seconds (default 6 hours).
     pub query_results_retention_secs: u64,
+    /// A Druid web console build (a Druid distribution's `web-console` folder) to serve
+    /// at the site root.
+    pub web_console: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             memory_limit: None,
             max_workers: None,
             query_results_retention_secs: 6 * 3600,
+            web_console: None,
         }
     }
 }
@@ -88,6 +92,16 @@ pub async fn serve(
             .map_err(|e| format!("memory_limit: {e}"))?,
         max_workers: config.max_workers,
     };
+    if let Some(dir) = &config.web_console
+        && !dir.join(crate::api::CONSOLE_INDEX).is_file()
+    {
+        return Err(format!(
+            "web console: {} has no {}; give the web-console folder of a Druid distribution",
+            dir.display(),
+            crate::api::CONSOLE_INDEX
+        )
+        .into());
+    }
     let grove = GroveContext::open_with(&config.data_dir, &options).await?;
     let local_dirs = if config.allow_local_dirs.is_empty() {
         vec![std::env::current_dir()?]
@@ -115,6 +129,7 @@ pub async fn serve(
     let app = router(
         AppState::new(std::sync::Arc::clone(&tasks)),
         config.max_body_bytes,
+        config.web_console.as_deref(),
     );
     let cleaner = tokio::spawn(clean_query_results(
         std::sync::Arc::clone(tasks.grove().deep_storage().store()),

@@ -31,7 +31,7 @@ enum Command {
     Serve {
         /// TOML config file (host, port, data_dir, task_slots, lock_timeout_ms,
         /// max_body_bytes, allow_local_dirs, allowed_protocols, memory_limit,
-        /// max_workers, query_results_retention_secs); flags override it.
+        /// max_workers, query_results_retention_secs, web_console); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Address to bind [default: 127.0.0.1].
@@ -61,6 +61,10 @@ enum Command {
         /// of cores].
         #[arg(long, value_name = "N")]
         max_workers: Option<usize>,
+        /// Serve a Druid web console build (the web-console folder of a Druid
+        /// distribution) at the site root.
+        #[arg(long, value_name = "DIR")]
+        web_console: Option<PathBuf>,
     },
     /// Run Druid SQL statements (INSERT, REPLACE, SELECT, SET) on a data directory.
     Sql {
@@ -133,6 +137,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             allowed_protocols,
             memory_limit,
             max_workers,
+            web_console,
         } => {
             let mut cfg = match config {
                 Some(path) => ServerConfig::from_file(&path)?,
@@ -161,6 +166,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             if max_workers.is_some() {
                 cfg.max_workers = max_workers;
+            }
+            if web_console.is_some() {
+                cfg.web_console = web_console;
             }
             grove_server::serve(cfg, shutdown_signal(), |addr| {
                 println!("grove listening on http://{addr}");

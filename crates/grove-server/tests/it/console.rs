@@ -667,3 +667,89 @@ const HOME_TASKS: &str = r#"SELECT
   COUNT(*) AS "count"
 FROM sys.tasks
 GROUP BY 1"#;
+
+#[tokio::test]
+async fn serves_a_console_build_at_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    // The layout of a Druid distribution's web-console folder.
+    let console = dir.path().join("web-console");
+    std::fs::create_dir_all(console.join("public")).unwrap();
+    std::fs::create_dir_all(console.join("assets")).unwrap();
+    std::fs::write(console.join("unified-console.html"), "<html>console</html>").unwrap();
+    std::fs::write(
+        console.join("console-config.js"),
+        "window.consoleConfig = {};",
+    )
+    .unwrap();
+    std::fs::write(console.join("public/web-console-39.0.0.js"), "/* app */").unwrap();
+    std::fs::write(console.join("assets/logo.svg"), "<svg/>").unwrap();
+    std::fs::write(console.join("favicon.png"), [0x89, b'P', b'N', b'G']).unwrap();
+    let data = dir.path().join("data");
+    let served = console.clone();
+    let server = TestServer::spawn(&data, move |c| c.web_console = Some(served)).await;
+    let get = |path: &str| {
+        let url = format!("{}{path}", server.base);
+        let client = server.client.clone();
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            let status = r.status().as_u16();
+            let ct = r
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            (status, ct, r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (code, ct, body) = get("/").await;
+    assert_eq!(
+        (code, body.as_slice()),
+        (200, b"<html>console</html>".as_slice())
+    );
+    assert!(ct.starts_with("text/html"), "{ct}");
+    for (path, content) in [
+        ("/unified-console.html", b"<html>console</html>".as_slice()),
+        (
+            "/console-config.js",
+            b"window.consoleConfig = {};".as_slice(),
+        ),
+        ("/public/web-console-39.0.0.js", b"/* app */".as_slice()),
+        ("/assets/logo.svg", b"<svg/>".as_slice()),
+        ("/favicon.png", [0x89, b'P', b'N', b'G'].as_slice()),
+    ] {
+        let (code, _, body) = get(path).await;
+        assert_eq!((code, body.as_slice()), (200, content), "{path}");
+    }
+    // The API on the same origin, and Druid's JSON 404 for anything else.
+    let (code, _, body) = get("/druid/v2/sql/task/enabled").await;
+    assert_eq!(
+        (code, body.as_slice()),
+        (200, br#"{"enabled":true}"#.as_slice())
+    );
+    let (code, ct, _) = get("/nope/missing.js").await;
+    assert_eq!(code, 404);
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let (code, _, _) = get("/proxy/enabled").await;
+    assert_eq!(code, 404);
+    server.stop().await;
+
+    // Without a console, `/` says how to get one.
+    let server = TestServer::spawn(&dir.path().join("data2"), |_| {}).await;
+    let r = server.client.get(&server.base).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("--web-console"), "{text}");
+    server.stop().await;
+
+    // A folder that is not a console build is refused at startup.
+    let config = grove_server::ServerConfig {
+        port: 0,
+        data_dir: dir.path().join("data3"),
+        web_console: Some(dir.path().join("data")),
+        ..Default::default()
+    };
+    let err = grove_server::serve(config, async {}, |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unified-console.html"), "{err}");
+}
