@@ -20,6 +20,33 @@ pub(crate) fn rewrite_druid_syntax(stmt: &mut Statement) -> Result<()> {
     rewrite(stmt)
 }
 
+/// Names a SELECT's unaliased computed columns as Druid (Calcite) does: `EXPR$<i>`, `i`
+/// being the column's position in the select list, so `SELECT page, COUNT(*) FROM w`
+/// answers columns `page` and `EXPR$1`. Plain column references keep their names; after
+/// a `*` positions are unknown until planning and nothing more is renamed.
+pub(crate) fn name_unaliased_columns(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Ident, SelectItem, SetExpr};
+    let Statement::Query(query) = stmt else {
+        return;
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        match item {
+            SelectItem::UnnamedExpr(SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_)) => {}
+            SelectItem::UnnamedExpr(expr) => {
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: Ident::with_quote('"', format!("EXPR${i}")),
+                };
+            }
+            SelectItem::ExprWithAlias { .. } | SelectItem::ExprWithAliases { .. } => {}
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => return,
+        }
+    }
+}
+
 /// Rewrites Druid syntax everywhere in a query.
 pub(crate) fn rewrite_query(query: &mut Query) -> Result<()> {
     rewrite(query)
@@ -115,6 +142,28 @@ fn time_call(func: &str, inner: &SqlExpr, field: &DateTimeField) -> Result<SqlEx
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unaliased_columns_are_named_like_calcite() {
+        let parse = |sql: &str| {
+            let mut stmt = Parser::new(&GenericDialect {})
+                .try_with_sql(sql)
+                .unwrap()
+                .parse_statement()
+                .unwrap();
+            name_unaliased_columns(&mut stmt);
+            stmt.to_string()
+        };
+        assert_eq!(
+            parse("SELECT page, COUNT(*), w.added, SUM(x) AS s, 1 + 1 FROM w GROUP BY 1"),
+            "SELECT page, COUNT(*) AS \"EXPR$1\", w.added, SUM(x) AS s, 1 + 1 AS \"EXPR$4\" FROM w GROUP BY 1"
+        );
+        assert_eq!(
+            parse("SELECT COUNT(*), * FROM w"),
+            "SELECT COUNT(*) AS \"EXPR$0\", * FROM w"
+        );
+        assert_eq!(parse("SELECT *, 1 FROM w"), "SELECT *, 1 FROM w");
+    }
 
     #[test]
     fn floor_and_ceil_to_unit() {

@@ -129,6 +129,7 @@ pub fn parse_statement(sql: &str) -> Result<DruidStatement> {
         .map_err(|e| DataFusionError::Plan(format!("Invalid SQL: {e}")))?;
     if let DFStatement::Statement(s) = &mut stmt {
         crate::rewrite::rewrite_druid_syntax(s.as_mut())?;
+        crate::rewrite::name_unaliased_columns(s.as_mut());
     }
     Ok(DruidStatement::DataFusion(Box::new(stmt)))
 }

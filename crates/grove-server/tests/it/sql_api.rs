@@ -162,6 +162,15 @@ async fn values_parameters_and_time_zone() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body, "[[\"a,b\",7]]\n");
 
+    // Unaliased expressions are named as Druid names them.
+    let (_, _, body) = sql(
+        &server,
+        json!({"query": "SELECT page, COUNT(*), MAX(n) + 1 FROM wiki GROUP BY 1 ORDER BY 1 LIMIT 1",
+               "resultFormat": "array", "header": true}),
+    )
+    .await;
+    assert_eq!(body, "[[\"page\",\"EXPR$1\",\"EXPR$2\"],[\"Rust\",1,6]]\n");
+
     // sqlOuterLimit caps the rows (the web console sends 1001).
     let (_, _, body) = sql(
         &server,
