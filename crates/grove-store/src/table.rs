@@ -167,7 +167,15 @@ impl DatasourceTable {
         state: &dyn Session,
         predicate: Option<Arc<dyn PhysicalExpr>>,
     ) -> ParquetSource {
+        // Footers and page indexes stay in the session's file-metadata cache: segments
+        // never change, so a query after the first reads only the pages it needs.
+        let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        let readers = datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory::new(
+            Arc::clone(self.deep.store()),
+            metadata_cache,
+        );
         let source = ParquetSource::new(Arc::clone(&self.schema))
+            .with_parquet_file_reader_factory(Arc::new(readers))
             .with_table_parquet_options(datafusion::common::config::TableParquetOptions {
                 global: state.config_options().execution.parquet.clone(),
                 ..Default::default()
