@@ -170,10 +170,11 @@ impl DatasourceTable {
         // Footers and page indexes stay in the session's file-metadata cache: segments
         // never change, so a query after the first reads only the pages it needs.
         let metadata_cache = state.runtime_env().cache_manager.get_file_metadata_cache();
-        let readers = datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory::new(
-            Arc::clone(self.deep.store()),
-            metadata_cache,
-        );
+        let readers =
+            datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory::new(
+                Arc::clone(self.deep.store()),
+                metadata_cache,
+            );
         let source = ParquetSource::new(Arc::clone(&self.schema))
             .with_parquet_file_reader_factory(Arc::new(readers))
             .with_table_parquet_options(datafusion::common::config::TableParquetOptions {
@@ -202,9 +203,33 @@ impl DatasourceTable {
             .with_statistics(Arc::new(self.file_statistics(seg)))
     }
 
+    /// Exact statistics of a whole segment from its Parquet footer (row count, and per
+    /// column min, max, null count and size), read through the session's metadata cache
+    /// so a footer is read once. A footer that cannot be read leaves the row count from
+    /// the metadata store (the scan itself will report the error).
+    async fn footer_statistics(&self, state: &dyn Session, seg: &DataSegment) -> Statistics {
+        use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+        // The same object identity the scan's reader uses, so both share cache entries.
+        let file = self.partitioned_file(seg);
+        let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
+        let store = self.deep.store();
+        let footer = DFParquetMetadata::new(store.as_ref(), &file.object_meta)
+            .with_file_metadata_cache(Some(cache))
+            .fetch_statistics(&self.schema)
+            .await;
+        match footer {
+            Ok(stats) => stats,
+            Err(e) => {
+                tracing::debug!(segment = %seg.id(), error = %e, "no footer statistics");
+                self.file_statistics(seg)
+            }
+        }
+    }
+
     /// Whole segments: one scan, files spread over `partitions` groups (largest first
-    /// onto the lightest group), with exact row counts as statistics.
-    fn scan_whole(
+    /// onto the lightest group), with each file's footer statistics (exact row counts,
+    /// column min/max and null counts) merged per group and for the scan.
+    async fn scan_whole(
         &self,
         state: &dyn Session,
         files: &[&VisibleSegment],
@@ -212,6 +237,15 @@ impl DatasourceTable {
         predicate: Option<Arc<dyn PhysicalExpr>>,
         limit: Option<usize>,
     ) -> Result<(Arc<dyn ExecutionPlan>, ParquetSource)> {
+        let mut stats = Vec::with_capacity(files.len());
+        for v in files {
+            stats.push(self.footer_statistics(state, &v.segment).await);
+        }
+        let stats_of: std::collections::HashMap<String, Statistics> = files
+            .iter()
+            .map(|v| v.segment.path.clone())
+            .zip(stats)
+            .collect();
         let partitions = state.config().target_partitions().clamp(1, files.len());
         let mut sorted: Vec<&DataSegment> = files.iter().map(|v| &v.segment).collect();
         sorted.sort_by_key(|s| std::cmp::Reverse(s.size));
@@ -222,21 +256,33 @@ impl DatasourceTable {
                 g.1.push(seg);
             }
         }
-        let groups: Vec<FileGroup> = groups
-            .into_iter()
-            .map(|(_, segs)| {
-                let stats = self.rows_statistics(row_count(segs.iter().copied()));
-                FileGroup::new(segs.into_iter().map(|s| self.partitioned_file(s)).collect())
-                    .with_statistics(Arc::new(stats))
-            })
-            .collect();
-        let rows = row_count(files.iter().map(|v| &v.segment));
+        let stats_for = |seg: &DataSegment| {
+            stats_of
+                .get(&seg.path)
+                .cloned()
+                .unwrap_or_else(|| self.file_statistics(seg))
+        };
+        let merge = |all: Vec<Statistics>| -> Result<Statistics> {
+            Statistics::try_merge_iter(all.iter(), &self.schema)
+        };
+        let mut groups_out = Vec::with_capacity(groups.len());
+        for (_, segs) in groups {
+            let per_file: Vec<Statistics> = segs.iter().map(|s| stats_for(s)).collect();
+            let group_stats = merge(per_file.clone())?;
+            let files: Vec<PartitionedFile> = segs
+                .into_iter()
+                .zip(per_file)
+                .map(|(s, st)| self.partitioned_file(s).with_statistics(Arc::new(st)))
+                .collect();
+            groups_out.push(FileGroup::new(files).with_statistics(Arc::new(group_stats)));
+        }
+        let table_stats = merge(files.iter().map(|v| stats_for(&v.segment)).collect())?;
         let source = self.parquet_source(state, predicate);
         let config = FileScanConfigBuilder::new(self.deep.url().clone(), Arc::new(source.clone()))
-            .with_file_groups(groups)
+            .with_file_groups(groups_out)
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
-            .with_statistics(self.rows_statistics(rows))
+            .with_statistics(table_stats)
             .build();
         Ok((DataSourceExec::from_data_source(config), source))
     }
@@ -344,7 +390,9 @@ impl TableProvider for DatasourceTable {
                 }
                 None => None,
             };
-            let (plan, source) = self.scan_whole(state, &whole, projection, predicate, limit)?;
+            let (plan, source) = self
+                .scan_whole(state, &whole, projection, predicate, limit)
+                .await?;
             metrics.push(source.metrics().clone());
             plans.push(plan);
         }

@@ -115,6 +115,19 @@ async fn clustered_filter_reads_only_matching_range_partitions() {
 }
 
 #[tokio::test]
+async fn min_and_max_come_from_footer_statistics() {
+    let (_dir, grove) = ranged().await;
+    // Exact column statistics from the segments' Parquet footers: DataFusion answers
+    // MIN/MAX without reading any data page.
+    let (n, input) = run(&grove, "SELECT MAX(n) FROM t").await;
+    assert_eq!(n, 1);
+    assert_eq!(counter(&input, "files"), 0, "{input}");
+    let (n, input) = run(&grove, "SELECT MIN(n) + MAX(n) FROM t WHERE page = 'p3'").await;
+    assert_eq!(n, 2);
+    assert_eq!(counter(&input, "files"), 3, "{input}");
+}
+
+#[tokio::test]
 async fn count_star_comes_from_segment_row_counts() {
     let (_dir, grove) = ranged().await;
     let (n, input) = run(&grove, "SELECT COUNT(*) FROM t").await;
