@@ -184,6 +184,23 @@ impl MetadataStore {
             .unwrap_or(false)
     }
 
+    /// A fingerprint of a datasource's segment records: (rows, used rows). Segments are
+    /// only ever inserted or marked unused, so any change to what is used changes it;
+    /// readers cache what they derived from the used segments under it.
+    pub async fn segments_fingerprint(&self, data_source: &str) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(used), 0) FROM druid_segments WHERE datasource = $1",
+        )
+        .bind(data_source)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok((
+            row.try_get::<i64, _>(0).map_err(db_error)?,
+            row.try_get::<i64, _>(1).map_err(db_error)?,
+        ))
+    }
+
     /// Every datasource with a segment in the store, used or not (not cached).
     pub async fn all_datasource_names(&self) -> Result<Vec<String>> {
         let rows =

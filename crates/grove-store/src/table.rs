@@ -11,6 +11,7 @@
 //! Row counts of the segments are the scan's statistics (exact unless a filter or a
 //! partially overshadowed segment makes them an upper bound).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
@@ -121,6 +122,8 @@ pub struct DatasourceTable {
     segments: Vec<VisibleSegment>,
     schema: SchemaRef,
     deep: DeepStorage,
+    /// Footer statistics already read, by segment path.
+    footer_stats: std::sync::Mutex<HashMap<String, Statistics>>,
 }
 
 impl DatasourceTable {
@@ -137,6 +140,7 @@ impl DatasourceTable {
             schema: union_schema_of(segments.iter().map(|v| &v.segment)),
             segments,
             deep: deep.clone(),
+            footer_stats: Default::default(),
         }
     }
 
@@ -209,6 +213,11 @@ impl DatasourceTable {
     /// the metadata store (the scan itself will report the error).
     async fn footer_statistics(&self, state: &dyn Session, seg: &DataSegment) -> Statistics {
         use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+        if let Ok(memo) = self.footer_stats.lock()
+            && let Some(stats) = memo.get(&seg.path)
+        {
+            return stats.clone();
+        }
         // The same object identity the scan's reader uses, so both share cache entries.
         let file = self.partitioned_file(seg);
         let cache = state.runtime_env().cache_manager.get_file_metadata_cache();
@@ -218,7 +227,12 @@ impl DatasourceTable {
             .fetch_statistics(&self.schema)
             .await;
         match footer {
-            Ok(stats) => stats,
+            Ok(stats) => {
+                if let Ok(mut memo) = self.footer_stats.lock() {
+                    memo.insert(seg.path.clone(), stats.clone());
+                }
+                stats
+            }
             Err(e) => {
                 tracing::debug!(segment = %seg.id(), error = %e, "no footer statistics");
                 self.file_statistics(seg)
@@ -439,12 +453,20 @@ fn row_count<'a>(segments: impl Iterator<Item = &'a DataSegment>) -> Precision<u
 pub struct DruidSchema {
     metadata: Arc<MetadataStore>,
     deep: DeepStorage,
+    /// Tables by datasource, with the segment fingerprint they were built under: a
+    /// query reuses the table (and the footer statistics it has read) until a publish
+    /// changes the datasource's segments, even one by another process.
+    tables: std::sync::Mutex<HashMap<String, ((i64, i64), Arc<DatasourceTable>)>>,
 }
 
 impl DruidSchema {
     /// A schema over the metadata store.
     pub fn new(metadata: Arc<MetadataStore>, deep: DeepStorage) -> Self {
-        Self { metadata, deep }
+        Self {
+            metadata,
+            deep,
+            tables: Default::default(),
+        }
     }
 }
 
@@ -461,8 +483,18 @@ impl SchemaProvider for DruidSchema {
         if !self.metadata.has_datasource(name) {
             return Ok(None);
         }
-        let table = DatasourceTable::load(name, &self.metadata, &self.deep).await?;
-        Ok(Some(Arc::new(table)))
+        let fingerprint = self.metadata.segments_fingerprint(name).await?;
+        if let Ok(tables) = self.tables.lock()
+            && let Some((seen, table)) = tables.get(name)
+            && *seen == fingerprint
+        {
+            return Ok(Some(Arc::clone(table) as Arc<dyn TableProvider>));
+        }
+        let table = Arc::new(DatasourceTable::load(name, &self.metadata, &self.deep).await?);
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.insert(name.to_string(), (fingerprint, Arc::clone(&table)));
+        }
+        Ok(Some(table))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -173,3 +173,27 @@ async fn segments_carry_statistics_and_page_indexes() {
         assert!(meta.offset_index().is_some(), "no offset index in {path}");
     }
 }
+
+#[tokio::test]
+async fn cached_tables_follow_publishes_from_any_process() {
+    let (dir, grove) = ranged().await;
+    let (n, _) = run(&grove, "SELECT SUM(n) FROM t").await;
+    assert_eq!(n, 36);
+    // Another context on the same data directory (as `grove sql` next to a server)
+    // appends: the first one's cached table must not hide the new segment.
+    let other = GroveContext::open(dir.path()).await.unwrap();
+    other
+        .sql("INSERT INTO t SELECT TIMESTAMP '2020-01-05 00:00:00' AS __time, 'x' AS page, 100 AS n PARTITIONED BY DAY")
+        .await
+        .unwrap();
+    let (n, input) = run(&grove, "SELECT SUM(n) FROM t").await;
+    assert_eq!(n, 136);
+    assert_eq!(counter(&input, "totalFiles"), 10, "{input}");
+    // And a REPLACE that retires segments.
+    other
+        .sql("REPLACE INTO t OVERWRITE WHERE __time >= TIMESTAMP '2020-01-05' AND __time < TIMESTAMP '2020-01-06' SELECT TIMESTAMP '2020-01-05 00:00:00' AS __time, 'y' AS page, 7 AS n PARTITIONED BY DAY")
+        .await
+        .unwrap();
+    let (n, _) = run(&grove, "SELECT SUM(n) FROM t").await;
+    assert_eq!(n, 43);
+}
