@@ -456,8 +456,11 @@ pub struct DruidSchema {
     /// Tables by datasource, with the segment fingerprint they were built under: a
     /// query reuses the table (and the footer statistics it has read) until a publish
     /// changes the datasource's segments, even one by another process.
-    tables: std::sync::Mutex<HashMap<String, ((i64, i64), Arc<DatasourceTable>)>>,
+    tables: std::sync::Mutex<HashMap<String, CachedTable>>,
 }
+
+/// A table and the segment fingerprint it was built under.
+type CachedTable = ((i64, i64), Arc<DatasourceTable>);
 
 impl DruidSchema {
     /// A schema over the metadata store.
