@@ -272,6 +272,11 @@ fn error_details(record: &TaskRecord, payload: Option<&Value>) -> Value {
                 context,
             )
         }
+        None if record.error_msg.as_deref() == Some(crate::tasks::SHUTDOWN_ERROR_MSG) => (
+            "Canceled".to_string(),
+            "Query canceled due to [TASK_SHUTDOWN].".to_string(),
+            Map::new(),
+        ),
         None => {
             let msg = record.error_msg.clone().unwrap_or_default();
             let (code, message) = msg

@@ -461,6 +461,14 @@ impl TaskManager {
     /// The report: live while running, final after.
     pub async fn report(&self, id: &str) -> Result<Option<Value>, String> {
         if let Some(live) = self.live_task(id) {
+            // A task leaves the live map just after its end is recorded: in between, the
+            // recorded report is the final one.
+            if let Some(record) = self.record(id).await?
+                && record.status != "RUNNING"
+                && record.report.is_some()
+            {
+                return Ok(record.report);
+            }
             return Ok(Some(live.description.report(
                 live.created_ms,
                 &live.control.progress,

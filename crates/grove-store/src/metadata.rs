@@ -176,6 +176,26 @@ impl MetadataStore {
             .unwrap_or_default()
     }
 
+    /// Whether a datasource has used segments: the cache, and for a name it does not
+    /// know, the store itself (another process may have created it; the cache is then
+    /// refreshed).
+    pub async fn has_datasource_now(&self, name: &str) -> Result<bool> {
+        if self.has_datasource(name) {
+            return Ok(true);
+        }
+        let found =
+            sqlx::query("SELECT 1 FROM druid_segments WHERE datasource = $1 AND used = 1 LIMIT 1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?
+                .is_some();
+        if found {
+            self.refresh_datasources().await?;
+        }
+        Ok(found)
+    }
+
     /// Whether a datasource has used segments (cached).
     pub fn has_datasource(&self, name: &str) -> bool {
         self.datasources

@@ -483,7 +483,7 @@ impl SchemaProvider for DruidSchema {
         &self,
         name: &str,
     ) -> Result<Option<Arc<dyn TableProvider>>, datafusion::error::DataFusionError> {
-        if !self.metadata.has_datasource(name) {
+        if !self.metadata.has_datasource_now(name).await? {
             return Ok(None);
         }
         let fingerprint = self.metadata.segments_fingerprint(name).await?;

@@ -196,4 +196,11 @@ async fn cached_tables_follow_publishes_from_any_process() {
         .unwrap();
     let (n, _) = run(&grove, "SELECT SUM(n) FROM t").await;
     assert_eq!(n, 43);
+    // A datasource the other context creates is found too.
+    other
+        .sql("INSERT INTO fresh SELECT TIMESTAMP '2020-01-05 00:00:00' AS __time, 5 AS n PARTITIONED BY DAY")
+        .await
+        .unwrap();
+    let (n, _) = run(&grove, "SELECT SUM(n) FROM fresh").await;
+    assert_eq!(n, 5);
 }
