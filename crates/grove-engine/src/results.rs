@@ -249,7 +249,7 @@ impl ResultWriter {
     fn push_json_row(&self, out: &mut Vec<u8>, row: &str, first_in_call: &mut bool) {
         match self.format {
             ResultFormat::Object | ResultFormat::Array => {
-                if !*first_in_call || self.rows > 0 {
+                if !*first_in_call {
                     out.push(b',');
                 }
                 out.extend_from_slice(row.as_bytes());

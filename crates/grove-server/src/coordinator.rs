@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use grove_common::Interval;
@@ -29,44 +29,9 @@ use serde_json::{Map, Value, json};
 use crate::api::AppState;
 use crate::sql_api::ApiError;
 
-/// The query string's parameter names and values, in order (flags such as `?full` have
-/// an empty value; repeated names are kept).
-fn params(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(p), String::new()),
-        })
-        .collect()
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// A query string's parameters in order: flags such as `?full` have an empty value,
+/// repeated names (`datasources=a&datasources=b`) are kept.
+type Params = Query<Vec<(String, String)>>;
 
 fn has(params: &[(String, String)], name: &str) -> bool {
     params.iter().any(|(k, v)| k == name && v != "false")
@@ -110,9 +75,8 @@ fn datasource_object(name: &str, segments: &[DataSegment]) -> Value {
 /// `GET /druid/coordinator/v1/metadata/datasources`.
 pub(crate) async fn metadata_datasources(
     State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
+    Query(p): Params,
 ) -> Response {
-    let p = params(raw.as_deref());
     let metadata = state.tasks.grove().metadata();
     let names = if has(&p, "includeUnused") || has(&p, "includeDisabled") {
         match metadata.all_datasource_names().await {
@@ -160,9 +124,8 @@ fn segment_list(segments: &[DataSegment], full: bool) -> Value {
 pub(crate) async fn metadata_segments_of(
     State(state): State<AppState>,
     Path(ds): Path<String>,
-    RawQuery(raw): RawQuery,
+    Query(p): Params,
 ) -> Response {
-    let p = params(raw.as_deref());
     match state.tasks.grove().metadata().used_segments(&ds).await {
         Ok(s) if s.is_empty() => StatusCode::NOT_FOUND.into_response(),
         Ok(s) => ok(segment_list(&s, has(&p, "full"))),
@@ -175,10 +138,9 @@ pub(crate) async fn metadata_segments_of(
 pub(crate) async fn metadata_segments_in(
     State(state): State<AppState>,
     Path(ds): Path<String>,
-    RawQuery(raw): RawQuery,
+    Query(p): Params,
     body: Bytes,
 ) -> Response {
-    let p = params(raw.as_deref());
     let intervals: Vec<String> = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -211,9 +173,8 @@ pub(crate) async fn metadata_segments_in(
 pub(crate) async fn metadata_segment(
     State(state): State<AppState>,
     Path((ds, id)): Path<(String, String)>,
-    RawQuery(raw): RawQuery,
+    Query(p): Params,
 ) -> Response {
-    let p = params(raw.as_deref());
     let metadata = state.tasks.grove().metadata();
     let segments = if has(&p, "includeUnused") {
         metadata.all_segments(&ds).await
@@ -234,9 +195,8 @@ pub(crate) async fn metadata_segment(
 /// `overshadowed` and `replicationFactor`.
 pub(crate) async fn metadata_all_segments(
     State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
+    Query(p): Params,
 ) -> Response {
-    let p = params(raw.as_deref());
     let wanted: Vec<&str> = p
         .iter()
         .filter(|(k, _)| k == "datasources")
@@ -269,9 +229,8 @@ pub(crate) async fn metadata_all_segments(
 /// `GET /druid/coordinator/v1/datasources[?simple|?full]`: served datasources.
 pub(crate) async fn served_datasources(
     State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
+    Query(p): Params,
 ) -> Response {
-    let p = params(raw.as_deref());
     let names = state.tasks.grove().metadata().datasource_names();
     if !has(&p, "simple") && !has(&p, "full") {
         return ok(json!(names));
@@ -313,9 +272,9 @@ pub(crate) async fn served_datasources(
 pub(crate) async fn served_intervals(
     State(state): State<AppState>,
     Path(ds): Path<String>,
-    RawQuery(raw): RawQuery,
+    Query(p): Params,
 ) -> Response {
-    intervals_response(&state, &ds, None, &params(raw.as_deref())).await
+    intervals_response(&state, &ds, None, &p).await
 }
 
 /// `GET /druid/coordinator/v1/datasources/{ds}/intervals/{interval}`, the interval
@@ -323,13 +282,13 @@ pub(crate) async fn served_intervals(
 pub(crate) async fn served_intervals_in(
     State(state): State<AppState>,
     Path((ds, interval)): Path<(String, String)>,
-    RawQuery(raw): RawQuery,
+    Query(p): Params,
 ) -> Response {
     let text = interval.replacen('_', "/", 1);
     let Some(within) = Interval::parse(&text) else {
         return ApiError::invalid(format!("Invalid interval [{interval}]")).into_response();
     };
-    intervals_response(&state, &ds, Some(within), &params(raw.as_deref())).await
+    intervals_response(&state, &ds, Some(within), &p).await
 }
 
 async fn intervals_response(

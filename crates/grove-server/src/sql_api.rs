@@ -360,11 +360,9 @@ async fn run_sql(state: &AppState, request: SqlRequest) -> Result<Response, ApiE
         .prepare_with_parameters(&request.query, &request.context, &request.parameters)
         .await
         .map_err(|e| ApiError::from_datafusion(&e))?;
+    // refuse_ingest has answered INSERT and REPLACE; nothing else prepares as an ingest.
     if !matches!(prepared.kind, PreparedKind::Query(_)) {
-        return Err(ApiError::invalid(
-            "INSERT operations are not supported by requested SQL engine [native], consider \
-             using MSQ.",
-        ));
+        return Err(ApiError::internal("not a query"));
     }
     let control = TaskControl::new();
     if !state.sql_queries.insert(&request.query_id, control.clone()) {

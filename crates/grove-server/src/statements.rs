@@ -173,7 +173,7 @@ async fn statement_result(
     };
     out.insert("durationMs".into(), json!(duration));
     let report = if detail || statement_state == "FAILED" || statement_state == "SUCCESS" {
-        state.tasks.report(id).await.map_err(ApiError::internal)?
+        state.tasks.report_of(&record)
     } else {
         None
     };
@@ -272,11 +272,6 @@ fn error_details(record: &TaskRecord, payload: Option<&Value>) -> Value {
                 context,
             )
         }
-        None if record.error_msg.as_deref() == Some(crate::tasks::SHUTDOWN_ERROR_MSG) => (
-            "Canceled".to_string(),
-            "Query canceled due to [TASK_SHUTDOWN].".to_string(),
-            Map::new(),
-        ),
         None => {
             let msg = record.error_msg.clone().unwrap_or_default();
             let (code, message) = msg

@@ -460,22 +460,21 @@ impl TaskManager {
 
     /// The report: live while running, final after.
     pub async fn report(&self, id: &str) -> Result<Option<Value>, String> {
-        if let Some(live) = self.live_task(id) {
-            // A task leaves the live map just after its end is recorded: in between, the
-            // recorded report is the final one.
-            if let Some(record) = self.record(id).await?
-                && record.status != "RUNNING"
-                && record.report.is_some()
-            {
-                return Ok(record.report);
-            }
-            return Ok(Some(live.description.report(
+        Ok(self.record(id).await?.and_then(|r| self.report_of(&r)))
+    }
+
+    /// The report of a recorded task. The record decides, as in [`Self::status_json`]:
+    /// a task leaves the live map just after its end is recorded, and in between the
+    /// recorded report is the final one.
+    pub fn report_of(&self, record: &TaskRecord) -> Option<Value> {
+        match self.live_task(&record.id) {
+            Some(live) if record.status == "RUNNING" => Some(live.description.report(
                 live.created_ms,
                 &live.control.progress,
                 &TaskEnd::Running,
-            )));
+            )),
+            _ => record.report.clone(),
         }
-        Ok(self.record(id).await?.and_then(|r| r.report))
     }
 
     /// Druid's TaskStatusPlus for a record.

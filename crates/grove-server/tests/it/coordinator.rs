@@ -16,8 +16,7 @@ async fn server_with_wiki(dir: &std::path::Path) -> TestServer {
         "INSERT INTO wiki SELECT TIME_PARSE(ts) AS __time, page, n FROM {} PARTITIONED BY DAY",
         inline(&rows)
     );
-    let id = server.submit(&sql, json!({})).await;
-    assert_eq!(server.wait_terminal(&id).await["statusCode"], "SUCCESS");
+    server.ingest(&sql).await;
     server
 }
 

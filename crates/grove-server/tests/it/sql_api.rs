@@ -23,9 +23,7 @@ async fn server_with_wiki(dir: &std::path::Path) -> TestServer {
         "INSERT INTO wiki SELECT TIME_PARSE(ts) AS __time, page, n FROM {} PARTITIONED BY DAY",
         inline(&rows)
     );
-    let id = server.submit(&sql, json!({})).await;
-    let s = server.wait_terminal(&id).await;
-    assert_eq!(s["statusCode"], "SUCCESS", "{s}");
+    server.ingest(&sql).await;
     server
 }
 

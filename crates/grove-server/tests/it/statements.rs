@@ -255,35 +255,27 @@ async fn cancel_and_retention() {
     )
     .await;
     let id = body["queryId"].as_str().unwrap().to_string();
-    let r = server
-        .client
-        .delete(format!("{}/druid/v2/sql/statements/{id}", server.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202);
+    assert_eq!(
+        server
+            .delete(&format!("/druid/v2/sql/statements/{id}"))
+            .await,
+        202
+    );
     let done = wait(&server, &id).await;
     assert_eq!(done["state"], "FAILED");
     assert_eq!(done["errorDetails"]["errorCode"], "Canceled");
     assert_eq!(done["errorDetails"]["category"], "CANCELED");
     // Already ended: 200; unknown: 404.
-    let r = server
-        .client
-        .delete(format!("{}/druid/v2/sql/statements/{id}", server.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let r = server
-        .client
-        .delete(format!(
-            "{}/druid/v2/sql/statements/query-nope",
-            server.base
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(
+        server
+            .delete(&format!("/druid/v2/sql/statements/{id}"))
+            .await,
+        200
+    );
+    assert_eq!(
+        server.delete("/druid/v2/sql/statements/query-nope").await,
+        404
+    );
 
     // Results are deleted after the retention period (1 s here).
     let (_, body) = submit(

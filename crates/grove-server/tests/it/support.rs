@@ -110,6 +110,24 @@ impl TestServer {
         body["taskId"].as_str().unwrap().to_string()
     }
 
+    /// Runs an INSERT or REPLACE as a task and waits for it to succeed.
+    pub(crate) async fn ingest(&self, sql: &str) {
+        let id = self.submit(sql, json!({})).await;
+        let s = self.wait_terminal(&id).await;
+        assert_eq!(s["statusCode"], "SUCCESS", "{s}");
+    }
+
+    /// `DELETE path`; returns the status code.
+    pub(crate) async fn delete(&self, path: &str) -> u16 {
+        self.client
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     pub(crate) async fn status(&self, id: &str) -> Value {
         let (code, body) = self
             .get(&format!("/druid/indexer/v1/task/{id}/status"))
