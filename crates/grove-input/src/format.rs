@@ -392,13 +392,16 @@ pub(crate) fn read_line_blocks(
 ) -> Result<()> {
     let mut reader = split.open(&env.handle, Arc::clone(&env.bytes_read))?;
     let max_lines = max_lines.max(1);
-    let mut pending: Vec<u8> = Vec::with_capacity(BLOCK_BYTES + (64 << 10));
+    // Reads top a block up in steps of READ_BYTES, so a block never outgrows this.
+    const READ_BYTES: usize = 256 << 10;
+    let capacity = BLOCK_BYTES + READ_BYTES;
+    let mut pending: Vec<u8> = Vec::with_capacity(capacity);
     let mut next_line = 1u64;
     let mut eof = false;
     loop {
         while !eof && pending.len() < BLOCK_BYTES {
             let start = pending.len();
-            pending.resize(start + (256 << 10), 0);
+            pending.resize(start + READ_BYTES, 0);
             let n = reader
                 .read(&mut pending[start..])
                 .map_err(|e| io_error(split, e))?;
@@ -437,7 +440,7 @@ pub(crate) fn read_line_blocks(
         let rest = pending[cut..].to_vec();
         pending.truncate(cut);
         let mut block =
-            std::mem::replace(&mut pending, Vec::with_capacity(BLOCK_BYTES + (64 << 10)));
+            std::mem::replace(&mut pending, Vec::with_capacity(capacity.max(rest.len())));
         pending.extend_from_slice(&rest);
         if block.last() != Some(&b'\n') {
             block.push(b'\n');

@@ -203,47 +203,84 @@ pub(crate) fn deserialize(name: &str, bytes: &[u8]) -> Result<HllSketch> {
     })
 }
 
+/// One input value of an HLL aggregator.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HllInput<'a> {
+    /// A string, hashed as UTF-16LE (empty strings are skipped).
+    Str(&'a str),
+    /// An integer, boolean or timestamp (epoch millis).
+    Long(i64),
+    /// A floating-point value, hashed as a canonical double.
+    Double(f64),
+    /// A serialized sketch, merged.
+    Sketch(&'a [u8]),
+}
+
+/// Adds one input value to a union.
+pub(crate) fn add_input(name: &str, union: &mut HllUnion, value: HllInput<'_>) -> Result<()> {
+    match value {
+        HllInput::Str(s) => update_str(union, s),
+        HllInput::Long(v) => union.update_value(v),
+        HllInput::Double(v) => union.update_value(canonical_float::from_f64(v)),
+        HllInput::Sketch(bytes) => union.update(&deserialize(name, bytes)?),
+    }
+    Ok(())
+}
+
+/// Calls `f(row, value)` for every non-NULL value of `array` (already coerced by
+/// [`coerce_input`]).
+pub(crate) fn for_each_input(
+    name: &str,
+    array: &ArrayRef,
+    mut f: impl FnMut(usize, HllInput<'_>) -> Result<()>,
+) -> Result<()> {
+    fn each<T>(
+        values: impl Iterator<Item = Option<T>>,
+        mut f: impl FnMut(usize, T) -> Result<()>,
+    ) -> Result<()> {
+        for (row, v) in values.enumerate() {
+            if let Some(v) = v {
+                f(row, v)?;
+            }
+        }
+        Ok(())
+    }
+    match array.data_type() {
+        DataType::Utf8 => each(array.as_string::<i32>().iter(), |r, s| {
+            f(r, HllInput::Str(s))
+        }),
+        DataType::LargeUtf8 => each(array.as_string::<i64>().iter(), |r, s| {
+            f(r, HllInput::Str(s))
+        }),
+        DataType::Utf8View => each(array.as_string_view().iter(), |r, s| f(r, HllInput::Str(s))),
+        DataType::Int64 => each(array.as_primitive::<Int64Type>().iter(), |r, v| {
+            f(r, HllInput::Long(v))
+        }),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => each(
+            array.as_primitive::<TimestampMillisecondType>().iter(),
+            |r, v| f(r, HllInput::Long(v)),
+        ),
+        DataType::Float64 => each(array.as_primitive::<Float64Type>().iter(), |r, v| {
+            f(r, HllInput::Double(v))
+        }),
+        DataType::Binary => each(array.as_binary::<i32>().iter(), |r, b| {
+            f(r, HllInput::Sketch(b))
+        }),
+        DataType::LargeBinary => each(array.as_binary::<i64>().iter(), |r, b| {
+            f(r, HllInput::Sketch(b))
+        }),
+        DataType::BinaryView => each(array.as_binary_view().iter(), |r, b| {
+            f(r, HllInput::Sketch(b))
+        }),
+        DataType::Null => Ok(()),
+        other => internal_err!("{name}: unexpected input type {other}"),
+    }
+}
+
 /// Feeds every non-NULL value of `array` (already coerced by [`coerce_input`]) into
 /// `union`; binary values are sketches and are merged.
 pub(crate) fn update_union(name: &str, union: &mut HllUnion, array: &ArrayRef) -> Result<()> {
-    match array.data_type() {
-        DataType::Utf8 => array
-            .as_string::<i32>()
-            .iter()
-            .flatten()
-            .for_each(|s| update_str(union, s)),
-        DataType::LargeUtf8 => array
-            .as_string::<i64>()
-            .iter()
-            .flatten()
-            .for_each(|s| update_str(union, s)),
-        DataType::Utf8View => array
-            .as_string_view()
-            .iter()
-            .flatten()
-            .for_each(|s| update_str(union, s)),
-        DataType::Int64 => array
-            .as_primitive::<Int64Type>()
-            .iter()
-            .flatten()
-            .for_each(|v| union.update_value(v)),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => array
-            .as_primitive::<TimestampMillisecondType>()
-            .iter()
-            .flatten()
-            .for_each(|v| union.update_value(v)),
-        DataType::Float64 => array
-            .as_primitive::<Float64Type>()
-            .iter()
-            .flatten()
-            .for_each(|v| union.update_value(canonical_float::from_f64(v))),
-        DataType::Binary => merge_sketches(name, union, array.as_binary::<i32>().iter())?,
-        DataType::LargeBinary => merge_sketches(name, union, array.as_binary::<i64>().iter())?,
-        DataType::BinaryView => merge_sketches(name, union, array.as_binary_view().iter())?,
-        DataType::Null => {}
-        other => return internal_err!("{name}: unexpected input type {other}"),
-    }
-    Ok(())
+    for_each_input(name, array, |_, v| add_input(name, union, v))
 }
 
 /// Merges serialized sketches (NULLs skipped) into `union`.
