@@ -752,8 +752,7 @@ impl ChunkJobContext {
                 batches.extend(self.read_run(file, *largest).await?);
             }
             sort.level0_total.fetch_add(1, Ordering::Relaxed);
-            let sorted = self.order.sorted_slices(&batches, 8 * batch_size)?;
-            drop(batches);
+            let sorted = self.sort_off_thread(batches, 8 * batch_size).await?;
             sort.level0_done.fetch_add(1, Ordering::Relaxed);
             for slice in sorted {
                 self.write(writer, &slice?).await?;
@@ -769,8 +768,7 @@ impl ChunkJobContext {
         let mut streams: Vec<SendableRecordBatchStream> = Vec::new();
         if !batches.is_empty() {
             let sorted: Vec<Result<RecordBatch>> =
-                self.order.sorted_slices(&batches, batch_size)?.collect();
-            drop(batches);
+                self.sort_off_thread(batches, batch_size).await?.collect();
             streams.push(Box::pin(RecordBatchStreamAdapter::new(
                 Arc::clone(&self.schema),
                 futures::stream::iter(sorted),
@@ -780,10 +778,9 @@ impl ChunkJobContext {
         for (file, largest) in &runs {
             let run = self.read_run(file, *largest).await?;
             let sorted = self
-                .order
-                .sorted_slices(&run, batch_size)?
+                .sort_off_thread(run, batch_size)
+                .await?
                 .collect::<Result<Vec<_>>>()?;
-            drop(run);
             if let Some((file, largest)) = spill_batches(&self.spill, &sorted, "grove ingest sort")?
             {
                 streams.push(self.spill.read_spill_as_stream(file, Some(largest))?);
@@ -810,6 +807,19 @@ impl ChunkJobContext {
         }
         sort.level1_done.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Sorts `batches` on a blocking thread: a sort of millions of rows has no await
+    /// point, and a cancel must not wait for it (the abandoned sort finishes unseen).
+    async fn sort_off_thread(
+        &self,
+        batches: Vec<RecordBatch>,
+        rows: usize,
+    ) -> Result<SortedSlices> {
+        let order = self.order.clone();
+        tokio::task::spawn_blocking(move || order.sorted_slices(&batches, rows))
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("sorting a time chunk failed: {e}")))?
     }
 
     /// Every batch of a spilled run.
