@@ -899,35 +899,30 @@ mod tests {
             sorted.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(),
             [4, 2]
         );
-        let tags: Vec<i64> = sorted
-            .iter()
-            .flat_map(|b| {
-                b.column(2)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .expect("tags")
-                    .values()
-                    .to_vec()
-            })
-            .collect();
+        // The `tag` column of sorted slices, in order.
+        let tags = |slices: &[RecordBatch]| -> Vec<i64> {
+            slices
+                .iter()
+                .flat_map(|b| {
+                    b.column(2)
+                        .as_any()
+                        .downcast_ref::<Int64Array>()
+                        .expect("tags")
+                        .values()
+                        .to_vec()
+                })
+                .collect()
+        };
+        let tags_sorted = tags(&sorted);
         // NULL keys first (by time), then "a" (a tie at time 7: input order), then "b".
-        assert_eq!(tags, [5, 1, 2, 3, 4, 0]);
+        assert_eq!(tags_sorted, [5, 1, 2, 3, 4, 0]);
         // `__time` alone takes the (value, row) path: ties still in input order.
-        let by_time = ChunkOrder { columns: vec![1] };
-        let tags: Vec<i64> = by_time
+        let by_time: Vec<RecordBatch> = ChunkOrder { columns: vec![1] }
             .sorted_slices(&batches, 100)
             .expect("sort")
-            .flat_map(|b| {
-                let b = b.expect("slice");
-                b.column(2)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .expect("tags")
-                    .values()
-                    .to_vec()
-            })
-            .collect();
-        assert_eq!(tags, [4, 5, 0, 2, 3, 1]);
+            .collect::<Result<_>>()
+            .expect("slices");
+        assert_eq!(tags(&by_time), [4, 5, 0, 2, 3, 1]);
     }
 
     #[tokio::test]
