@@ -74,9 +74,55 @@ impl ThreadShare {
     }
 
     /// Threads one writer may use now.
-    fn threads(&self) -> usize {
+    pub(crate) fn threads(&self) -> usize {
         (self.cores / self.active.load(Ordering::Relaxed).max(1)).max(1)
     }
+}
+
+/// `f` of every item, on up to `threads` threads (the calling one among them), each
+/// taking the next item from one queue until none is left: put the heaviest items first.
+/// The results are in item order.
+pub(crate) fn on_threads<T: Send, R: Send>(
+    items: Vec<T>,
+    threads: usize,
+    f: impl Fn(T) -> R + Sync,
+) -> Result<Vec<R>> {
+    let threads = threads.min(items.len()).max(1);
+    if threads == 1 {
+        return Ok(items.into_iter().map(f).collect());
+    }
+    let n = items.len();
+    let queue = Mutex::new(items.into_iter().enumerate());
+    let drain = || {
+        let mut done = Vec::new();
+        loop {
+            let next = match queue.lock() {
+                Ok(mut q) => q.next(),
+                Err(_) => None,
+            };
+            let Some((i, item)) = next else {
+                return done;
+            };
+            done.push((i, f(item)));
+        }
+    };
+    let mut parts = std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(drain)).collect();
+        let mut parts = drain();
+        for h in handles {
+            parts.extend(h.join().map_err(|_| {
+                DataFusionError::Execution("a worker thread of a segment writer panicked".into())
+            })?);
+        }
+        Ok::<_, DataFusionError>(parts)
+    })?;
+    if parts.len() != n {
+        return Err(DataFusionError::Execution(
+            "a worker thread of a segment writer stopped early".into(),
+        ));
+    }
+    parts.sort_unstable_by_key(|(i, _)| *i);
+    Ok(parts.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Membership in a [`ThreadShare`].
@@ -159,40 +205,27 @@ impl ParallelParquetWriter {
         for (field, array) in self.schema.fields().iter().zip(batch.columns()) {
             leaves.extend(compute_leaves(field, array)?);
         }
-        let mut work: Vec<(&mut ArrowColumnWriter, &ArrowLeafColumn)> =
-            writers.iter_mut().zip(leaves.iter()).collect();
-        let threads = self.share.threads().min(work.len()).max(1);
-        if threads == 1 {
-            for (writer, leaf) in work {
-                writer.write(leaf)?;
-            }
+        // The heaviest columns first (by their arrays' memory; a nested column's leaves
+        // count as light), so that no thread is left with a big column at the end.
+        let weights: Vec<usize> = if leaves.len() == batch.num_columns() {
+            batch
+                .columns()
+                .iter()
+                .map(|a| a.get_array_memory_size())
+                .collect()
         } else {
-            // Contiguous groups of columns, one per thread.
-            let per = work.len().div_ceil(threads);
-            let mut groups: Vec<Vec<(&mut ArrowColumnWriter, &ArrowLeafColumn)>> = Vec::new();
-            while !work.is_empty() {
-                let rest = work.split_off(per.min(work.len()));
-                groups.push(std::mem::replace(&mut work, rest));
-            }
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = groups
-                    .into_iter()
-                    .map(|group| {
-                        scope.spawn(move || -> parquet::errors::Result<()> {
-                            for (writer, leaf) in group {
-                                writer.write(leaf)?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .collect();
-                handles.into_iter().try_for_each(|h| {
-                    h.join().map_err(|_| {
-                        DataFusionError::Execution("a Parquet encoder thread panicked".into())
-                    })??;
-                    Ok::<_, DataFusionError>(())
-                })
-            })?;
+            vec![0; leaves.len()]
+        };
+        let mut work: Vec<(usize, &mut ArrowColumnWriter, &ArrowLeafColumn)> = weights
+            .into_iter()
+            .zip(writers.iter_mut())
+            .zip(leaves.iter())
+            .map(|((w, writer), leaf)| (w, writer, leaf))
+            .collect();
+        work.sort_by_key(|(w, _, _)| std::cmp::Reverse(*w));
+        let threads = self.share.threads();
+        for written in on_threads(work, threads, |(_, writer, leaf)| writer.write(leaf))? {
+            written?;
         }
         self.columns = Some(writers);
         self.rows_in_group += batch.num_rows();

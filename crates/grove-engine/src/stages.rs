@@ -44,7 +44,7 @@ use crate::counters::{Channel, StageCounters, WorkerCounters};
 use crate::exec::{
     ChunkShuffleExec, GeneratorSpec, SegmentGeneratorExec, ShuffleOutput, ShuffleSpec,
 };
-use crate::parquet_writer::ThreadShare;
+use crate::parquet_writer::{ThreadShare, on_threads};
 use crate::task::TaskControl;
 use crate::writer::{SegmentWriter, WriterConfig, check_chunk, time_column};
 
@@ -148,6 +148,7 @@ impl ChunkOrder {
                 order: UInt32Array::from(Vec::<u32>::new()),
                 next: 0,
                 rows,
+                threads: None,
             });
         }
         // Global row number -> (batch, row).
@@ -162,6 +163,7 @@ impl ChunkOrder {
             order,
             next: 0,
             rows: rows.max(1),
+            threads: None,
         })
     }
 }
@@ -200,6 +202,8 @@ struct SortedSlices {
     order: UInt32Array,
     next: usize,
     rows: usize,
+    /// Threads to gather on (one when `None`).
+    threads: Option<ThreadShare>,
 }
 
 impl Iterator for SortedSlices {
@@ -218,8 +222,41 @@ impl Iterator for SortedSlices {
             .map(|&i| self.locate[i as usize])
             .collect();
         self.next = end;
-        let refs: Vec<&RecordBatch> = self.batches.iter().collect();
-        Some(interleave_record_batch(&refs, &picks).map_err(DataFusionError::from))
+        Some(self.gather(&picks))
+    }
+}
+
+impl SortedSlices {
+    /// Gathers on the writer's threads: columns go out to them the largest first.
+    fn with_threads(mut self, threads: ThreadShare) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// The rows `picks` ((batch, row) pairs) as one batch.
+    fn gather(&self, picks: &[(usize, usize)]) -> Result<RecordBatch> {
+        let threads = self.threads.as_ref().map_or(1, ThreadShare::threads);
+        let Some(first) = self
+            .batches
+            .first()
+            .filter(|b| threads > 1 && b.num_columns() > 0)
+        else {
+            let refs: Vec<&RecordBatch> = self.batches.iter().collect();
+            return Ok(interleave_record_batch(&refs, picks)?);
+        };
+        let mut columns: Vec<usize> = (0..first.num_columns()).collect();
+        columns.sort_by_key(|&c| std::cmp::Reverse(first.column(c).get_array_memory_size()));
+        let gathered = on_threads(columns.clone(), threads, |c| {
+            let arrays: Vec<&dyn arrow::array::Array> =
+                self.batches.iter().map(|b| b.column(c).as_ref()).collect();
+            arrow::compute::interleave(&arrays, picks)
+        })?;
+        let mut arrays: Vec<Option<arrow::array::ArrayRef>> = vec![None; columns.len()];
+        for (c, array) in columns.into_iter().zip(gathered) {
+            arrays[c] = Some(array?);
+        }
+        let arrays = arrays.into_iter().flatten().collect();
+        Ok(RecordBatch::try_new(first.schema(), arrays)?)
     }
 }
 
@@ -817,9 +854,12 @@ impl ChunkJobContext {
         rows: usize,
     ) -> Result<SortedSlices> {
         let order = self.order.clone();
-        tokio::task::spawn_blocking(move || order.sorted_slices(&batches, rows))
+        let sorted = tokio::task::spawn_blocking(move || order.sorted_slices(&batches, rows))
             .await
-            .map_err(|e| DataFusionError::Execution(format!("sorting a time chunk failed: {e}")))?
+            .map_err(|e| {
+                DataFusionError::Execution(format!("sorting a time chunk failed: {e}"))
+            })??;
+        Ok(sorted.with_threads(self.threads.clone()))
     }
 
     /// Every batch of a spilled run.
@@ -914,6 +954,14 @@ mod tests {
                 .collect()
         };
         let tags_sorted = tags(&sorted);
+        // Gathered column by column on two threads: the same batches.
+        let threaded: Vec<RecordBatch> = order
+            .sorted_slices(&batches, 4)
+            .expect("sort")
+            .with_threads(ThreadShare::new(2))
+            .collect::<Result<_>>()
+            .expect("slices");
+        assert_eq!(threaded, sorted);
         // NULL keys first (by time), then "a" (a tie at time 7: input order), then "b".
         assert_eq!(tags_sorted, [5, 1, 2, 3, 4, 0]);
         // `__time` alone takes the (value, row) path: ties still in input order.
