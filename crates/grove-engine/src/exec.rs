@@ -230,10 +230,49 @@ pub struct GeneratorSpec {
 
 /// Chunks waiting for a slot, and what reads their spilled runs.
 #[derive(Default)]
-struct ChunkQueue {
+pub(crate) struct ChunkQueue {
     chunks: VecDeque<(Interval, ChunkBuffer)>,
     spill: Option<datafusion::physical_plan::spill::SpillManager>,
     progress: Option<Arc<TaskProgress>>,
+}
+
+impl ChunkQueue {
+    /// A queue of `chunks` whose runs `spill` writes (for tests of the stage-1 spill).
+    #[cfg(test)]
+    pub(crate) fn with_chunks(
+        chunks: Vec<(Interval, ChunkBuffer)>,
+        spill: datafusion::physical_plan::spill::SpillManager,
+    ) -> Self {
+        Self {
+            chunks: chunks.into(),
+            spill: Some(spill),
+            progress: None,
+        }
+    }
+
+    /// Spills the rows held in memory by the waiting chunk that holds the most, to make
+    /// room for a chunk being written; returns the rows spilled, or `None` when no
+    /// waiting chunk holds any memory.
+    pub(crate) fn spill_largest_waiting(&mut self) -> Result<Option<usize>> {
+        let Some(spill) = &self.spill else {
+            return Ok(None);
+        };
+        let Some((_, chunk)) = self
+            .chunks
+            .iter_mut()
+            .filter(|(_, c)| c.memory_bytes() > 0)
+            .max_by_key(|(_, c)| c.memory_bytes())
+        else {
+            return Ok(None);
+        };
+        let (rows, _) = chunk.spill_memory(spill)?;
+        if let Some(progress) = &self.progress {
+            progress
+                .rows_spilled
+                .fetch_add(rows as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(Some(rows))
+    }
 }
 
 /// Stage 1: sorts time chunks and writes their segments.
@@ -390,6 +429,7 @@ impl ExecutionPlan for SegmentGeneratorExec {
             context,
             spill,
             progress,
+            Arc::clone(&self.queue),
         )?);
         let queue = Arc::clone(&self.queue);
         let schema = Self::output_schema();

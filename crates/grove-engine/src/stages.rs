@@ -42,7 +42,7 @@ use tokio::task::JoinError;
 
 use crate::counters::{Channel, StageCounters, WorkerCounters};
 use crate::exec::{
-    ChunkShuffleExec, GeneratorSpec, SegmentGeneratorExec, ShuffleOutput, ShuffleSpec,
+    ChunkQueue, ChunkShuffleExec, GeneratorSpec, SegmentGeneratorExec, ShuffleOutput, ShuffleSpec,
 };
 use crate::parquet_writer::{ThreadShare, on_threads};
 use crate::task::TaskControl;
@@ -62,6 +62,32 @@ pub(crate) struct ChunkBuffer {
     spilled_bytes: usize,
     /// Batches routed into this chunk (stage 1's input frames).
     frames: usize,
+    /// The share of the memory budget that `batches` hold (from stage 1 on; in stage 0
+    /// the shuffle's reservation holds every chunk's).
+    reservation: Option<MemoryReservation>,
+}
+
+impl ChunkBuffer {
+    /// Writes the batches held in memory to disk as one more run (stage 1 sorts them)
+    /// and gives their memory back; returns the rows and bytes moved.
+    pub(crate) fn spill_memory(&mut self, spill: &SpillManager) -> Result<(usize, usize)> {
+        let batches = std::mem::take(&mut self.batches);
+        let bytes = std::mem::take(&mut self.bytes);
+        self.spilled_bytes += bytes;
+        let rows = batches.iter().map(RecordBatch::num_rows).sum();
+        if let Some(run) = spill_batches(spill, &batches, "grove ingest shuffle")? {
+            self.runs.push(run);
+        }
+        if let Some(reservation) = &mut self.reservation {
+            reservation.free();
+        }
+        Ok((rows, bytes))
+    }
+
+    /// Bytes held in memory.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.bytes
+    }
 }
 
 /// How rows are ordered inside a time chunk.
@@ -330,7 +356,13 @@ impl Shuffle {
                 .state
                 .lock()
                 .map_err(|_| DataFusionError::Internal("shuffle state poisoned".into()))?;
-            std::mem::take(&mut state.chunks)
+            let mut chunks = std::mem::take(&mut state.chunks);
+            // Each chunk's rows keep their share of the budget until they are written.
+            for chunk in chunks.values_mut() {
+                let share = chunk.bytes.min(state.reservation.size());
+                chunk.reservation = Some(state.reservation.split(share));
+            }
+            chunks
         };
         let mut chunks: Vec<(Interval, ChunkBuffer)> = chunks.into_iter().collect();
         chunks.sort_by_key(|(_, c)| std::cmp::Reverse(c.rows));
@@ -412,14 +444,7 @@ impl Shuffle {
         else {
             return Ok(false);
         };
-        let batches = std::mem::take(&mut chunk.batches);
-        let bytes = std::mem::take(&mut chunk.bytes);
-        chunk.spilled_bytes += bytes;
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if let Some(run) = spill_batches(&self.spill, &batches, "grove ingest shuffle")? {
-            chunk.runs.push(run);
-        }
-        drop(batches);
+        let (rows, bytes) = chunk.spill_memory(&self.spill)?;
         self.spilled_rows.fetch_add(rows as u64, Ordering::Relaxed);
         state
             .reservation
@@ -677,6 +702,8 @@ pub(crate) struct ChunkJobContext {
     /// Bytes of a chunk this slot sorts in memory (its share of the memory budget);
     /// larger spilled chunks are sorted run by run and merged.
     in_memory_limit: usize,
+    /// The chunks still waiting: their rows in memory spill to make room for a read-back.
+    queue: Arc<Mutex<ChunkQueue>>,
 }
 
 impl ChunkJobContext {
@@ -688,6 +715,7 @@ impl ChunkJobContext {
         task_ctx: Arc<TaskContext>,
         spill: SpillManager,
         progress: Option<Arc<crate::task::TaskProgress>>,
+        queue: Arc<Mutex<ChunkQueue>>,
     ) -> Result<Self> {
         let schema = Arc::clone(generator.rows_schema());
         let spec = generator.spec();
@@ -697,6 +725,7 @@ impl ChunkJobContext {
         };
         Ok(Self {
             in_memory_limit,
+            queue,
             lex: spec.order.lex(&schema)?,
             schema,
             order: spec.order.clone(),
@@ -780,11 +809,18 @@ impl ChunkJobContext {
             runs,
             bytes,
             spilled_bytes,
+            reservation,
             ..
         } = chunk;
         // A chunk within this slot's share of the budget is sorted in memory, its
-        // spilled batches read back first.
-        if runs.is_empty() || bytes + spilled_bytes <= self.in_memory_limit {
+        // spilled batches read back first if the budget has room for them (waiting
+        // chunks spill their rows to make room).
+        let mut read_back = MemoryConsumer::new("grove ingest stage 1 read-back")
+            .register(&self.task_ctx.runtime_env().memory_pool);
+        if runs.is_empty()
+            || (bytes + spilled_bytes <= self.in_memory_limit
+                && self.make_room(&mut read_back, spilled_bytes)?)
+        {
             for (file, largest) in &runs {
                 batches.extend(self.read_run(file, *largest).await?);
             }
@@ -794,6 +830,7 @@ impl ChunkJobContext {
             for slice in sorted {
                 self.write(writer, &slice?).await?;
             }
+            drop((reservation, read_back));
             return Ok(());
         }
         // Too big for memory: sort what is in memory and each spilled run on its own
@@ -844,6 +881,24 @@ impl ChunkJobContext {
         }
         sort.level1_done.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Grows `reservation` by `bytes`, spilling the rows waiting chunks hold in memory
+    /// until the budget has room; false when it has none even then.
+    fn make_room(&self, reservation: &mut MemoryReservation, bytes: usize) -> Result<bool> {
+        loop {
+            if reservation.try_grow(bytes).is_ok() {
+                return Ok(true);
+            }
+            let spilled = self
+                .queue
+                .lock()
+                .map_err(|_| DataFusionError::Internal("chunk queue poisoned".into()))?
+                .spill_largest_waiting()?;
+            if spilled.is_none() {
+                return Ok(false);
+            }
+        }
     }
 
     /// Sorts `batches` on a blocking thread: a sort of millions of rows has no await
@@ -971,6 +1026,55 @@ mod tests {
             .collect::<Result<_>>()
             .expect("slices");
         assert_eq!(tags(&by_time), [4, 5, 0, 2, 3, 1]);
+    }
+
+    /// Waiting chunks give their share of the budget back by spilling, the largest first.
+    #[test]
+    fn waiting_chunks_spill_the_largest_first_and_free_their_memory() {
+        use arrow::array::Int64Array;
+        use arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 30));
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::clone(&pool))
+            .build_arc()
+            .expect("runtime");
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+        let spill = SpillManager::new(
+            runtime,
+            SpillMetrics::new(&ExecutionPlanMetricsSet::new(), 0),
+            Arc::clone(&schema),
+        );
+        let chunk = |rows: i64| {
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from_iter_values(0..rows))],
+            )
+            .expect("batch");
+            let bytes = batch.get_array_memory_size();
+            let reservation = MemoryConsumer::new("chunk").register(&pool);
+            reservation.grow(bytes);
+            ChunkBuffer {
+                batches: vec![batch],
+                bytes,
+                rows: rows as usize,
+                frames: 1,
+                reservation: Some(reservation),
+                ..Default::default()
+            }
+        };
+        let (small, big) = (chunk(10), chunk(10_000));
+        let small_bytes = small.bytes;
+        let mut queue = ChunkQueue::with_chunks(
+            vec![(Interval::new(0, 1), small), (Interval::new(1, 2), big)],
+            spill,
+        );
+        assert_eq!(queue.spill_largest_waiting().expect("spill"), Some(10_000));
+        assert_eq!(pool.reserved(), small_bytes);
+        assert_eq!(queue.spill_largest_waiting().expect("spill"), Some(10));
+        assert_eq!(pool.reserved(), 0);
+        assert_eq!(queue.spill_largest_waiting().expect("spill"), None);
     }
 
     #[tokio::test]
