@@ -16,11 +16,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    ArrayRef, Float32Builder, Float64Builder, Int64Builder, RecordBatch, StringArray,
+    ArrayRef, Float32Builder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
 };
-use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, SchemaRef};
 
 /// Column kinds the fast path fills.
@@ -56,6 +54,8 @@ pub(crate) struct FlatJsonDecoder {
     hints: Vec<(Vec<u8>, Option<usize>)>,
     slots: Vec<Slot>,
     scratch: String,
+    /// Rows of the previous block (the next block's builders start that large).
+    last_rows: usize,
 }
 
 impl FlatJsonDecoder {
@@ -83,6 +83,7 @@ impl FlatJsonDecoder {
             kinds,
             hints: Vec::new(),
             scratch: String::new(),
+            last_rows: 0,
         })
     }
 
@@ -90,9 +91,15 @@ impl FlatJsonDecoder {
     /// path.
     pub(crate) fn decode(&mut self, block: &[u8]) -> Option<RecordBatch> {
         // Invalid UTF-8 anywhere (even in a key that is not a column) is arrow-json's
-        // error to report.
-        std::str::from_utf8(block).ok()?;
-        let lines = memchr::memchr_iter(b'\n', block).count() + 1;
+        // error to report. Checked once here: values are cut at ASCII quotes, so each is
+        // valid UTF-8 too and the string columns are built without checking again.
+        let text = std::str::from_utf8(block).ok()?;
+        // String offsets are 32-bit: a larger block (one huge line) takes the general path.
+        i32::try_from(block.len()).ok()?;
+        let lines = match self.last_rows {
+            0 => memchr::memchr_iter(b'\n', block).count() + 1,
+            rows => rows + rows / 16,
+        };
         let mut columns: Vec<Builder> = self
             .kinds
             .iter()
@@ -102,12 +109,12 @@ impl FlatJsonDecoder {
         let mut start = 0;
         while start < block.len() {
             let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |p| start + p);
-            let line = &block[start..end];
+            let line = text.get(start..end)?;
             start = end + 1;
-            if line.iter().all(u8::is_ascii_whitespace) {
+            if line.bytes().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            self.parse_line(line)?;
+            self.parse_line(line.as_bytes())?;
             for (i, builder) in columns.iter_mut().enumerate() {
                 builder.append(line, self.slots[i], &mut self.scratch)?;
             }
@@ -117,6 +124,7 @@ impl FlatJsonDecoder {
             .into_iter()
             .map(Builder::finish)
             .collect::<Option<_>>()?;
+        self.last_rows = rows;
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
         RecordBatch::try_new_with_options(Arc::clone(&self.schema), arrays, &options).ok()
     }
@@ -138,12 +146,16 @@ impl FlatJsonDecoder {
                 return None;
             }
             let key_start = i + 1;
-            let (key_end, escaped) = string_end(b, key_start)?;
-            if escaped {
-                return None; // escaped keys are rare: the general path handles them
-            }
-            let key = &b[key_start..key_end];
-            let field = self.field_of(k, key);
+            let (key_end, field) = match self.hinted_key(k, b, key_start) {
+                Some(hit) => hit,
+                None => {
+                    let (key_end, escaped) = string_end(b, key_start)?;
+                    if escaped {
+                        return None; // escaped keys are rare: the general path handles them
+                    }
+                    (key_end, self.field_of(k, &b[key_start..key_end]))
+                }
+            };
             k += 1;
             i = skip_ws(b, key_end + 1);
             if b.get(i) != Some(&b':') {
@@ -177,13 +189,18 @@ impl FlatJsonDecoder {
         }
     }
 
-    /// The column a key names (`None`: not a column), guessing from the previous row.
+    /// When the `k`-th key of the row, starting at `b[start]`, is the one the previous
+    /// row had there: its closing quote and its column (`None` inside: not a column).
+    /// A hinted key has no quote or escape, so its bytes and a quote after them are the
+    /// whole key.
+    fn hinted_key(&self, k: usize, b: &[u8], start: usize) -> Option<(usize, Option<usize>)> {
+        let (seen, field) = self.hints.get(k)?;
+        let end = start + seen.len();
+        (b.get(end) == Some(&b'"') && same_bytes(&b[start..end], seen)).then_some((end, *field))
+    }
+
+    /// The column a key names (`None`: not a column), remembered for the next row.
     fn field_of(&mut self, k: usize, key: &[u8]) -> Option<usize> {
-        if let Some((seen, field)) = self.hints.get(k)
-            && seen.as_slice() == key
-        {
-            return *field;
-        }
         let found = self.names.iter().position(|n| n == key);
         if self.hints.len() <= k {
             self.hints.resize_with(k + 1, || (Vec::new(), None));
@@ -193,6 +210,25 @@ impl FlatJsonDecoder {
         hint.0.extend_from_slice(key);
         hint.1 = found;
         found
+    }
+}
+
+/// `a == b` for slices of equal length, without a call to `memcmp` for keys of up to 16
+/// bytes (most keys): two overlapping 8-byte words, or the bytes one by one.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_le_bytes)
+    };
+    match n {
+        0..8 => a.iter().zip(b).all(|(x, y)| x == y),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -351,13 +387,8 @@ fn hex4(h: &[u8]) -> Option<u32> {
 }
 
 enum Builder {
-    /// Values, offsets and validity of a string column; UTF-8 is checked once, over all
-    /// values, when the array is built.
-    Utf8 {
-        values: Vec<u8>,
-        offsets: Vec<i32>,
-        nulls: NullBufferBuilder,
-    },
+    /// A string column (its values are slices of the block, already checked as UTF-8).
+    Utf8(StringBuilder),
     Int64(Int64Builder),
     Float64(Float64Builder),
     Float32(Float32Builder),
@@ -366,70 +397,40 @@ enum Builder {
 impl Builder {
     fn new(kind: Kind, rows: usize, bytes: usize) -> Self {
         match kind {
-            Kind::Utf8 => {
-                let mut offsets = Vec::with_capacity(rows + 1);
-                offsets.push(0);
-                Self::Utf8 {
-                    // Most string columns hold a small share of a block's bytes.
-                    values: Vec::with_capacity((bytes / 32).max(64)),
-                    offsets,
-                    nulls: NullBufferBuilder::new(rows),
-                }
-            }
+            // Most string columns hold a small share of a block's bytes.
+            Kind::Utf8 => Self::Utf8(StringBuilder::with_capacity(rows, (bytes / 32).max(64))),
             Kind::Int64 => Self::Int64(Int64Builder::with_capacity(rows)),
             Kind::Float64 => Self::Float64(Float64Builder::with_capacity(rows)),
             Kind::Float32 => Self::Float32(Float32Builder::with_capacity(rows)),
         }
     }
 
-    fn append(&mut self, line: &[u8], slot: Slot, scratch: &mut String) -> Option<()> {
+    fn append(&mut self, line: &str, slot: Slot, scratch: &mut String) -> Option<()> {
+        let bytes = line.as_bytes();
         match self {
-            Self::Utf8 {
-                values,
-                offsets,
-                nulls,
-            } => {
-                match slot {
-                    Slot::Absent | Slot::Null => {
-                        nulls.append_null();
-                    }
-                    Slot::Str(s, e, true) => {
-                        unescape(&line[s..e], scratch)?;
-                        values.extend_from_slice(scratch.as_bytes());
-                        nulls.append_non_null();
-                    }
-                    Slot::Str(s, e, false) | Slot::Num(s, e, _) => {
-                        values.extend_from_slice(&line[s..e]);
-                        nulls.append_non_null();
-                    }
-                    Slot::True => {
-                        values.extend_from_slice(b"true");
-                        nulls.append_non_null();
-                    }
-                    Slot::False => {
-                        values.extend_from_slice(b"false");
-                        nulls.append_non_null();
-                    }
+            Self::Utf8(b) => match slot {
+                Slot::Absent | Slot::Null => b.append_null(),
+                Slot::Str(s, e, true) => {
+                    unescape(&bytes[s..e], scratch)?;
+                    b.append_value(scratch.as_str());
                 }
-                offsets.push(i32::try_from(values.len()).ok()?);
-            }
+                Slot::Str(s, e, false) | Slot::Num(s, e, _) => b.append_value(line.get(s..e)?),
+                Slot::True => b.append_value("true"),
+                Slot::False => b.append_value("false"),
+            },
             Self::Int64(b) => match slot {
                 Slot::Absent | Slot::Null => b.append_null(),
-                Slot::Num(s, e, true) => b.append_value(parse_i64(&line[s..e])?),
+                Slot::Num(s, e, true) => b.append_value(parse_i64(&bytes[s..e])?),
                 _ => return None,
             },
             Self::Float64(b) => match slot {
                 Slot::Absent | Slot::Null => b.append_null(),
-                Slot::Num(s, e, _) => {
-                    b.append_value(std::str::from_utf8(&line[s..e]).ok()?.parse().ok()?)
-                }
+                Slot::Num(s, e, _) => b.append_value(line.get(s..e)?.parse().ok()?),
                 _ => return None,
             },
             Self::Float32(b) => match slot {
                 Slot::Absent | Slot::Null => b.append_null(),
-                Slot::Num(s, e, _) => {
-                    b.append_value(std::str::from_utf8(&line[s..e]).ok()?.parse().ok()?)
-                }
+                Slot::Num(s, e, _) => b.append_value(line.get(s..e)?.parse().ok()?),
                 _ => return None,
             },
         }
@@ -438,18 +439,7 @@ impl Builder {
 
     fn finish(self) -> Option<ArrayRef> {
         Some(match self {
-            Self::Utf8 {
-                values,
-                offsets,
-                mut nulls,
-            } => Arc::new(
-                StringArray::try_new(
-                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
-                    Buffer::from_vec(values),
-                    nulls.finish(),
-                )
-                .ok()?,
-            ),
+            Self::Utf8(mut b) => Arc::new(b.finish()),
             Self::Int64(mut b) => Arc::new(b.finish()),
             Self::Float64(mut b) => Arc::new(b.finish()),
             Self::Float32(mut b) => Arc::new(b.finish()),
@@ -610,6 +600,37 @@ mod tests {
         let block = b"{\"s\":\"a\",\"n\":1}\n{\"n\":2,\"s\":\"b\"}\n{\"d\":3.0}\n";
         let mut fast = FlatJsonDecoder::try_new(&schema()).unwrap();
         assert_eq!(fast.decode(block), arrow_json(block));
+    }
+
+    #[test]
+    fn one_decoder_decodes_blocks_of_any_size_in_turn() {
+        // The second block is larger than the first (the builders start at its size),
+        // and a key that is a prefix of the hinted one must not match it.
+        let small = b"{\"s\":\"a\",\"n\":1}\n";
+        let large = b"{\"s\":\"b\",\"n\":2}\n{\"s\":\"c\",\"n\":3}\n{\"s\":\"d\"}\n{\"ss\":\"e\",\"s\":null}\n";
+        let mut fast = FlatJsonDecoder::try_new(&schema()).unwrap();
+        for block in [&small[..], &large[..], &small[..]] {
+            assert_eq!(fast.decode(block), arrow_json(block));
+        }
+    }
+
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        let words: [&[u8]; 8] = [
+            b"",
+            b"a",
+            b"abcdefg",
+            b"abcdefgh",
+            b"abcdefgi",
+            b"abcdefghijklmnop",
+            b"bbcdefghijklmnop",
+            b"abcdefghijklmnopq",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(same_bytes(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]

@@ -380,6 +380,48 @@ pub(crate) struct LineBlock {
     pub(crate) first_line: u64,
     /// The lines, each ending with `\n` except perhaps the split's last.
     pub(crate) bytes: Vec<u8>,
+    /// Where the buffer goes back when the block is dropped (decoded).
+    pool: Option<BlockPool>,
+}
+
+impl Drop for LineBlock {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.put(std::mem::take(&mut self.bytes));
+        }
+    }
+}
+
+/// Block buffers handed back once decoded, for the reader to fill again. A fresh buffer
+/// costs a page fault per page (the kernel zeroes each one); a reused one does not, and
+/// the allocator returns freed blocks of this size to the kernel at once.
+#[derive(Clone, Debug, Default)]
+struct BlockPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl BlockPool {
+    /// Idle buffers kept (the blocks in flight are bounded by the scan's channel).
+    const KEEP: usize = 8;
+
+    /// An empty buffer of at least `capacity` bytes.
+    fn get(&self, capacity: usize) -> Vec<u8> {
+        let reused = self.0.lock().ok().and_then(|mut idle| idle.pop());
+        match reused {
+            Some(mut buf) => {
+                buf.clear();
+                buf.reserve(capacity);
+                buf
+            }
+            None => Vec::with_capacity(capacity),
+        }
+    }
+
+    fn put(&self, buf: Vec<u8>) {
+        if let Ok(mut idle) = self.0.lock()
+            && idle.len() < Self::KEEP
+        {
+            idle.push(buf);
+        }
+    }
 }
 
 /// Reads a newline-delimited split into blocks of at most `max_lines` lines (and about
@@ -395,7 +437,8 @@ pub(crate) fn read_line_blocks(
     // Reads top a block up in steps of READ_BYTES, so a block never outgrows this.
     const READ_BYTES: usize = 256 << 10;
     let capacity = BLOCK_BYTES + READ_BYTES;
-    let mut pending: Vec<u8> = Vec::with_capacity(capacity);
+    let pool = BlockPool::default();
+    let mut pending: Vec<u8> = pool.get(capacity);
     let mut next_line = 1u64;
     let mut eof = false;
     loop {
@@ -437,11 +480,10 @@ pub(crate) fn read_line_blocks(
                 continue;
             }
         };
-        let rest = pending[cut..].to_vec();
+        let mut next = pool.get(capacity.max(pending.len() - cut));
+        next.extend_from_slice(&pending[cut..]);
         pending.truncate(cut);
-        let mut block =
-            std::mem::replace(&mut pending, Vec::with_capacity(capacity.max(rest.len())));
-        pending.extend_from_slice(&rest);
+        let mut block = std::mem::replace(&mut pending, next);
         if block.last() != Some(&b'\n') {
             block.push(b'\n');
             lines += 1;
@@ -452,6 +494,7 @@ pub(crate) fn read_line_blocks(
             split: Arc::clone(split),
             first_line,
             bytes: block,
+            pool: Some(pool.clone()),
         };
         if !send(block)? {
             return Ok(());
@@ -920,6 +963,29 @@ pub(crate) fn parse_long(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoded_blocks_hand_their_buffers_back() {
+        let pool = BlockPool::default();
+        let mut buf = pool.get(1 << 16);
+        buf.extend_from_slice(b"{}\n");
+        let ptr = buf.as_ptr();
+        let split = Arc::new(InputSplit::whole(
+            crate::split::Location::Inline("{}".into()),
+            None,
+        ));
+        drop(LineBlock {
+            split,
+            first_line: 1,
+            bytes: buf,
+            pool: Some(pool.clone()),
+        });
+        let again = pool.get(1 << 10);
+        assert_eq!(again.as_ptr(), ptr, "the same buffer");
+        assert!(again.is_empty() && again.capacity() >= 1 << 16);
+        let other = pool.get(1);
+        assert_ne!(other.as_ptr(), ptr, "handed out once");
+    }
     use crate::split::Location;
     use arrow::datatypes::{DataType, Field, Schema};
 
