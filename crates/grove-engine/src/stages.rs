@@ -48,10 +48,57 @@ use crate::parquet_writer::{ThreadShare, on_threads};
 use crate::task::TaskControl;
 use crate::writer::{SegmentWriter, WriterConfig, check_chunk, time_column};
 
+/// Rows routed to a time chunk: a whole batch, or some rows of one. The largest share of
+/// a batch that spans chunks keeps the batch and the numbers of its rows instead of a
+/// copy of them; stage 1 gathers from it like from any other batch.
+#[derive(Clone, Debug)]
+pub(crate) struct Routed {
+    batch: RecordBatch,
+    rows: Option<UInt32Array>,
+}
+
+impl Routed {
+    pub(crate) fn whole(batch: RecordBatch) -> Self {
+        Self { batch, rows: None }
+    }
+
+    fn num_rows(&self) -> usize {
+        self.rows
+            .as_ref()
+            .map_or(self.batch.num_rows(), |r| r.len())
+    }
+
+    /// Memory held: the whole batch, and the row numbers.
+    fn memory_size(&self) -> usize {
+        self.batch.get_array_memory_size()
+            + self
+                .rows
+                .as_ref()
+                .map_or(0, arrow::array::Array::get_array_memory_size)
+    }
+
+    /// The rows as a batch of their own (copied when they are a part of one).
+    fn materialize(&self) -> Result<RecordBatch> {
+        Ok(match &self.rows {
+            None => self.batch.clone(),
+            Some(rows) => take_record_batch(&self.batch, rows)?,
+        })
+    }
+
+    /// The `columns` of the rows, in order.
+    fn project(&self, columns: &[usize]) -> Result<RecordBatch> {
+        let projected = self.batch.project(columns)?;
+        Ok(match &self.rows {
+            None => projected,
+            Some(rows) => take_record_batch(&projected, rows)?,
+        })
+    }
+}
+
 /// Rows of one time chunk gathered by stage 0.
 #[derive(Default)]
 pub(crate) struct ChunkBuffer {
-    batches: Vec<RecordBatch>,
+    batches: Vec<Routed>,
     /// Bytes of `batches` (charged to the memory reservation).
     bytes: usize,
     /// Rows in memory and spilled.
@@ -71,7 +118,10 @@ impl ChunkBuffer {
     /// Writes the batches held in memory to disk as one more run (stage 1 sorts them)
     /// and gives their memory back; returns the rows and bytes moved.
     pub(crate) fn spill_memory(&mut self, spill: &SpillManager) -> Result<(usize, usize)> {
-        let batches = std::mem::take(&mut self.batches);
+        let batches = std::mem::take(&mut self.batches)
+            .iter()
+            .map(Routed::materialize)
+            .collect::<Result<Vec<_>>>()?;
         let bytes = std::mem::take(&mut self.bytes);
         self.spilled_bytes += bytes;
         let rows = batches.iter().map(RecordBatch::num_rows).sum();
@@ -153,20 +203,27 @@ impl ChunkOrder {
         Ok(UInt32Array::from(order))
     }
 
-    /// The rows of `batches` in sorted order, as batches of at most `rows` rows. Only the
-    /// key columns are concatenated; each output batch is gathered from the inputs
+    /// The rows of `pieces` in sorted order, as batches of at most `rows` rows. Only the
+    /// key columns are copied to sort; each output batch is gathered from the inputs
     /// (`interleave`), so sorting needs little memory beyond the input itself.
-    fn sorted_slices(&self, batches: &[RecordBatch], rows: usize) -> Result<SortedSlices> {
-        let batches: Vec<RecordBatch> = batches
+    fn sorted_slices(&self, pieces: &[Routed], rows: usize) -> Result<SortedSlices> {
+        let pieces: Vec<&Routed> = pieces.iter().filter(|p| p.num_rows() > 0).collect();
+        let total: usize = pieces.iter().map(|p| p.num_rows()).sum();
+        let keys = pieces
             .iter()
-            .filter(|b| b.num_rows() > 0)
-            .cloned()
-            .collect();
-        let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let order = self.sort_indices(&batches, total)?;
+            .map(|p| p.project(&self.columns))
+            .collect::<Result<Vec<_>>>()?;
+        let order = ChunkOrder {
+            columns: (0..self.columns.len()).collect(),
+        }
+        .sort_indices(&keys, total)?;
+        drop(keys);
         if is_identity(&order) {
-            // Already in order (time-ordered input, say): the batches as they are.
-            let ready: Vec<RecordBatch> = batches.iter().flat_map(|b| slices(b, rows)).collect();
+            // Already in order (time-ordered input, say): the rows as they are.
+            let mut ready = Vec::new();
+            for piece in pieces {
+                ready.extend(slices(&piece.materialize()?, rows));
+            }
             return Ok(SortedSlices {
                 ready: ready.into_iter(),
                 batches: Vec::new(),
@@ -179,12 +236,15 @@ impl ChunkOrder {
         }
         // Global row number -> (batch, row).
         let mut locate = Vec::with_capacity(total);
-        for (b, batch) in batches.iter().enumerate() {
-            locate.extend((0..batch.num_rows()).map(|r| (b, r)));
+        for (b, piece) in pieces.iter().enumerate() {
+            match &piece.rows {
+                None => locate.extend((0..piece.batch.num_rows()).map(|r| (b, r))),
+                Some(rows) => locate.extend(rows.values().iter().map(|&r| (b, r as usize))),
+            }
         }
         Ok(SortedSlices {
             ready: Vec::new().into_iter(),
-            batches,
+            batches: pieces.into_iter().map(|p| p.batch.clone()).collect(),
             locate,
             order,
             next: 0,
@@ -546,12 +606,30 @@ impl Shuffle {
             }
             parts[last].1.push(i as u32);
         }
-        let pieces: Vec<(Interval, RecordBatch)> = if parts.len() == 1 {
-            vec![(parts[0].0, batch)]
+        let pieces: Vec<(Interval, Routed)> = if parts.len() == 1 {
+            vec![(parts[0].0, Routed::whole(batch))]
         } else {
+            // The largest share keeps the batch; the others get copies of their rows.
+            let largest = (0..parts.len())
+                .max_by_key(|&p| parts[p].1.len())
+                .unwrap_or(0);
             parts
                 .into_iter()
-                .map(|(iv, rows)| Ok((iv, take_record_batch(&batch, &UInt32Array::from(rows))?)))
+                .enumerate()
+                .map(|(p, (iv, rows))| {
+                    let rows = UInt32Array::from(rows);
+                    Ok(if p == largest {
+                        (
+                            iv,
+                            Routed {
+                                batch: batch.clone(),
+                                rows: Some(rows),
+                            },
+                        )
+                    } else {
+                        (iv, Routed::whole(take_record_batch(&batch, &rows)?))
+                    })
+                })
                 .collect::<Result<_>>()?
         };
         self.rows_in.fetch_add(n as u64, Ordering::Relaxed);
@@ -563,7 +641,7 @@ impl Shuffle {
             if !state.chunks.contains_key(&interval) {
                 check_chunk(&self.config, &interval, Some(state.chunks.len() + 1))?;
             }
-            let bytes = piece.get_array_memory_size();
+            let bytes = piece.memory_size();
             while state.reservation.try_grow(bytes).is_err() {
                 if !self.spill_largest(&mut state)? {
                     // Nothing left to spill: hold this batch over the limit rather than
@@ -576,7 +654,9 @@ impl Shuffle {
             chunk.rows += piece.num_rows();
             chunk.bytes += bytes;
             chunk.frames += 1;
-            counters.add_frame(piece.num_rows() as u64, bytes as u64);
+            // A share of a batch counts its share of the batch's bytes.
+            let share = bytes * piece.num_rows() / piece.batch.num_rows().max(1);
+            counters.add_frame(piece.num_rows() as u64, share as u64);
             chunk.batches.push(piece);
         }
         Ok(())
@@ -971,7 +1051,12 @@ impl ChunkJobContext {
                 && self.make_room(&mut read_back, spilled_bytes)?)
         {
             for (file, largest) in &runs {
-                batches.extend(self.read_run(file, *largest).await?);
+                batches.extend(
+                    self.read_run(file, *largest)
+                        .await?
+                        .into_iter()
+                        .map(Routed::whole),
+                );
             }
             sort.level0_total.fetch_add(1, Ordering::Relaxed);
             let sorted = self.sort_off_thread(batches, 8 * batch_size).await?;
@@ -999,7 +1084,12 @@ impl ChunkJobContext {
             sort.level0_done.fetch_add(1, Ordering::Relaxed);
         }
         for (file, largest) in &runs {
-            let run = self.read_run(file, *largest).await?;
+            let run: Vec<Routed> = self
+                .read_run(file, *largest)
+                .await?
+                .into_iter()
+                .map(Routed::whole)
+                .collect();
             let sorted = self
                 .sort_off_thread(run, batch_size)
                 .await?
@@ -1052,11 +1142,7 @@ impl ChunkJobContext {
 
     /// Sorts `batches` on a blocking thread: a sort of millions of rows has no await
     /// point, and a cancel must not wait for it (the abandoned sort finishes unseen).
-    async fn sort_off_thread(
-        &self,
-        batches: Vec<RecordBatch>,
-        rows: usize,
-    ) -> Result<SortedSlices> {
+    async fn sort_off_thread(&self, batches: Vec<Routed>, rows: usize) -> Result<SortedSlices> {
         let order = self.order.clone();
         let sorted = tokio::task::spawn_blocking(move || order.sorted_slices(&batches, rows))
             .await
@@ -1130,7 +1216,8 @@ mod tests {
                 vec![7, 1, 3],
                 vec![3, 4, 5],
             ),
-        ];
+        ]
+        .map(Routed::whole);
         let order = ChunkOrder {
             columns: vec![0, 1],
         };
@@ -1168,13 +1255,46 @@ mod tests {
         assert_eq!(threaded, sorted);
         // NULL keys first (by time), then "a" (a tie at time 7: input order), then "b".
         assert_eq!(tags_sorted, [5, 1, 2, 3, 4, 0]);
-        // `__time` alone takes the (value, row) path: ties still in input order.
+        // `__time` alone: ties still in input order.
         let by_time: Vec<RecordBatch> = ChunkOrder { columns: vec![1] }
             .sorted_slices(&batches, 100)
             .expect("sort")
             .collect::<Result<_>>()
             .expect("slices");
         assert_eq!(tags(&by_time), [4, 5, 0, 2, 3, 1]);
+        // Some rows of a batch (in the order given) sort as a copy of them does.
+        let picked = [2u32, 0];
+        let part = Routed {
+            batch: batches[0].batch.clone(),
+            rows: Some(UInt32Array::from(picked.to_vec())),
+        };
+        let copy = Routed::whole(part.materialize().expect("copy"));
+        assert_eq!(copy.batch.num_rows(), 2);
+        for rows in [1, 100] {
+            let from_part: Vec<RecordBatch> = order
+                .sorted_slices(&[part.clone(), batches[2].clone()], rows)
+                .expect("sort")
+                .collect::<Result<_>>()
+                .expect("slices");
+            let from_copy: Vec<RecordBatch> = order
+                .sorted_slices(&[copy.clone(), batches[2].clone()], rows)
+                .expect("sort")
+                .collect::<Result<_>>()
+                .expect("slices");
+            assert_eq!(from_part, from_copy);
+            assert_eq!(tags(&from_part), [5, 2, 3, 4, 0]);
+        }
+        // Already in order: the rows as they are, a part's rows copied.
+        let in_order = Routed {
+            batch: batches[2].batch.clone(),
+            rows: Some(UInt32Array::from(vec![1u32, 2])),
+        };
+        let ready: Vec<RecordBatch> = ChunkOrder { columns: vec![2] }
+            .sorted_slices(&[in_order], 10)
+            .expect("sort")
+            .collect::<Result<_>>()
+            .expect("slices");
+        assert_eq!(tags(&ready), [4, 5]);
     }
 
     /// Packed integer keys sort exactly as the row format does, nulls first, ties in
@@ -1297,7 +1417,7 @@ mod tests {
             let reservation = MemoryConsumer::new("chunk").register(&pool);
             reservation.grow(bytes);
             ChunkBuffer {
-                batches: vec![batch],
+                batches: vec![Routed::whole(batch)],
                 bytes,
                 rows: rows as usize,
                 frames: 1,

@@ -54,8 +54,28 @@ pub(crate) struct FlatJsonDecoder {
     hints: Vec<(Vec<u8>, Option<usize>)>,
     slots: Vec<Slot>,
     scratch: String,
-    /// Rows of the previous block (the next block's builders start that large).
-    last_rows: usize,
+    /// Sizes of the previous block, which the next block's builders start from.
+    last: Option<BlockSizes>,
+}
+
+/// What one block held: its bytes, rows and the value bytes of each column.
+#[derive(Debug)]
+struct BlockSizes {
+    bytes: usize,
+    rows: usize,
+    values: Vec<usize>,
+}
+
+impl BlockSizes {
+    /// `n` (of the last block) scaled to a block of `bytes`, with 5% to spare: batches
+    /// are held until their chunk is written, so a buffer that doubled when it filled up
+    /// would hold up to twice the memory its rows need.
+    fn scaled(&self, n: usize, bytes: usize) -> usize {
+        let scaled = n as u128 * bytes as u128 * 105 / (self.bytes.max(1) as u128 * 100);
+        usize::try_from(scaled)
+            .unwrap_or(usize::MAX)
+            .saturating_add(64)
+    }
 }
 
 impl FlatJsonDecoder {
@@ -83,7 +103,7 @@ impl FlatJsonDecoder {
             kinds,
             hints: Vec::new(),
             scratch: String::new(),
-            last_rows: 0,
+            last: None,
         })
     }
 
@@ -96,15 +116,23 @@ impl FlatJsonDecoder {
         let text = std::str::from_utf8(block).ok()?;
         // String offsets are 32-bit: a larger block (one huge line) takes the general path.
         i32::try_from(block.len()).ok()?;
-        let lines = match self.last_rows {
-            0 => memchr::memchr_iter(b'\n', block).count() + 1,
-            rows => rows + rows / 16,
+        let n = block.len();
+        let mut columns: Vec<Builder> = match &self.last {
+            Some(last) => self
+                .kinds
+                .iter()
+                .zip(&last.values)
+                .map(|(k, &values)| {
+                    Builder::new(*k, last.scaled(last.rows, n), last.scaled(values, n))
+                })
+                .collect(),
+            // Most string columns hold a small share of a block's bytes.
+            None => {
+                let lines = memchr::memchr_iter(b'\n', block).count() + 1;
+                let kinds = self.kinds.iter();
+                kinds.map(|k| Builder::new(*k, lines, n / 32)).collect()
+            }
         };
-        let mut columns: Vec<Builder> = self
-            .kinds
-            .iter()
-            .map(|k| Builder::new(*k, lines, block.len()))
-            .collect();
         let mut rows = 0usize;
         let mut start = 0;
         while start < block.len() {
@@ -120,11 +148,15 @@ impl FlatJsonDecoder {
             }
             rows += 1;
         }
+        self.last = Some(BlockSizes {
+            bytes: n,
+            rows,
+            values: columns.iter().map(Builder::value_bytes).collect(),
+        });
         let arrays: Vec<ArrayRef> = columns
             .into_iter()
             .map(Builder::finish)
             .collect::<Option<_>>()?;
-        self.last_rows = rows;
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
         RecordBatch::try_new_with_options(Arc::clone(&self.schema), arrays, &options).ok()
     }
@@ -397,8 +429,7 @@ enum Builder {
 impl Builder {
     fn new(kind: Kind, rows: usize, bytes: usize) -> Self {
         match kind {
-            // Most string columns hold a small share of a block's bytes.
-            Kind::Utf8 => Self::Utf8(StringBuilder::with_capacity(rows, (bytes / 32).max(64))),
+            Kind::Utf8 => Self::Utf8(StringBuilder::with_capacity(rows, bytes)),
             Kind::Int64 => Self::Int64(Int64Builder::with_capacity(rows)),
             Kind::Float64 => Self::Float64(Float64Builder::with_capacity(rows)),
             Kind::Float32 => Self::Float32(Float32Builder::with_capacity(rows)),
@@ -435,6 +466,14 @@ impl Builder {
             },
         }
         Some(())
+    }
+
+    /// Bytes of the string values appended (0 for other columns).
+    fn value_bytes(&self) -> usize {
+        match self {
+            Self::Utf8(b) => b.values_slice().len(),
+            _ => 0,
+        }
     }
 
     fn finish(self) -> Option<ArrayRef> {
