@@ -48,9 +48,10 @@ use crate::parquet_writer::{ThreadShare, on_threads};
 use crate::task::TaskControl;
 use crate::writer::{SegmentWriter, WriterConfig, check_chunk, time_column};
 
-/// Rows routed to a time chunk: a whole batch, or some rows of one. The largest share of
-/// a batch that spans chunks keeps the batch and the numbers of its rows instead of a
-/// copy of them; stage 1 gathers from it like from any other batch.
+/// Rows routed to a time chunk: a whole batch, or some rows of one. When most rows of a
+/// batch that spans chunks fall in one chunk (input in time order, with a few late
+/// rows), that chunk keeps the batch and the numbers of its rows instead of a copy of
+/// them; stage 1 gathers from it like from any other batch.
 #[derive(Clone, Debug)]
 pub(crate) struct Routed {
     batch: RecordBatch,
@@ -103,6 +104,9 @@ pub(crate) struct ChunkBuffer {
     bytes: usize,
     /// Rows in memory and spilled.
     rows: usize,
+    /// Bytes counted in stage 0's output channel (stage 1's input): a share of a batch
+    /// counts its share of the batch's bytes.
+    shuffled: usize,
     /// Sorted runs spilled to disk: (file, largest batch in memory).
     runs: Vec<(Arc<dyn datafusion::execution::SpillFile>, usize)>,
     /// In-memory bytes of the rows spilled (for stage 1's input counters).
@@ -609,16 +613,17 @@ impl Shuffle {
         let pieces: Vec<(Interval, Routed)> = if parts.len() == 1 {
             vec![(parts[0].0, Routed::whole(batch))]
         } else {
-            // The largest share keeps the batch; the others get copies of their rows.
+            // A share of three quarters or more keeps the batch; the others get copies of
+            // their rows (a batch kept for fewer rows would hold memory for nothing).
             let largest = (0..parts.len())
                 .max_by_key(|&p| parts[p].1.len())
-                .unwrap_or(0);
+                .filter(|&p| parts[p].1.len() * 4 >= n * 3);
             parts
                 .into_iter()
                 .enumerate()
                 .map(|(p, (iv, rows))| {
                     let rows = UInt32Array::from(rows);
-                    Ok(if p == largest {
+                    Ok(if Some(p) == largest {
                         (
                             iv,
                             Routed {
@@ -654,8 +659,8 @@ impl Shuffle {
             chunk.rows += piece.num_rows();
             chunk.bytes += bytes;
             chunk.frames += 1;
-            // A share of a batch counts its share of the batch's bytes.
             let share = bytes * piece.num_rows() / piece.batch.num_rows().max(1);
+            chunk.shuffled += share;
             counters.add_frame(piece.num_rows() as u64, share as u64);
             chunk.batches.push(piece);
         }
@@ -981,10 +986,10 @@ impl ChunkJobContext {
             .input
             .rows
             .fetch_add(chunk.rows as u64, Ordering::Relaxed);
-        counters.input.bytes.fetch_add(
-            (chunk.bytes + chunk.spilled_bytes) as u64,
-            Ordering::Relaxed,
-        );
+        counters
+            .input
+            .bytes
+            .fetch_add(chunk.shuffled as u64, Ordering::Relaxed);
         counters
             .input
             .frames

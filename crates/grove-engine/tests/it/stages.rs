@@ -352,3 +352,65 @@ async fn counters_agree_with_the_segments() {
             .all(|w| w.input.rows.load(Relaxed) > 0)
     );
 }
+
+/// Rows in time order over days 12 to 14 where every tenth row is a day late: most
+/// batches then put nine in ten of their rows in one chunk (which keeps the batch) and
+/// copy the rest to the day before. With and without spilling, every row lands once,
+/// sorted, and the stages' byte counters agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_mostly_in_one_chunk_are_kept_not_copied() {
+    let input = tempfile::tempdir().unwrap();
+    let path = input.path().join("ordered.json");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let rows = 30_000usize;
+    let mut per_day = [0u64; 3];
+    for i in 0..rows {
+        let second = i * 3 * 86_400 / rows;
+        let day = second / 86_400 - usize::from(i % 10 == 9 && second >= 86_400);
+        per_day[day] += 1;
+        let page = format!("p{}", i % 7);
+        let s = second % 86_400;
+        writeln!(
+            f,
+            r#"{{"ts":"2015-09-{}T{:02}:{:02}:{:02}Z","page":"{page}","n":{i}}}"#,
+            12 + day,
+            s / 3600,
+            s / 60 % 60,
+            s % 60
+        )
+        .unwrap();
+    }
+    f.flush().unwrap();
+    drop(f);
+    for budget in [None, Some(256usize << 10)] {
+        let (_dir, grove) = open(budget).await;
+        let prepared = grove
+            .prepare(&ingest_sql(&path, 5_000), &QueryContext::new())
+            .await
+            .unwrap();
+        let control = TaskControl::new();
+        grove.run_ingest(&prepared, &control).await.unwrap();
+        let segments = check_segments(&grove.metadata().used_segments("t").await.unwrap());
+        for (day, want) in per_day.iter().enumerate() {
+            let start = 1_442_016_000_000 + day as i64 * DAY;
+            let got: u64 = segments
+                .iter()
+                .filter(|(s, _)| *s == start)
+                .map(|(_, r)| r)
+                .sum();
+            assert_eq!(got, *want, "budget {budget:?}, day {day}");
+        }
+        assert_eq!(
+            scalar(&grove, "SELECT SUM(n) FROM t").await,
+            (0..rows as i64).sum::<i64>(),
+            "budget {budget:?}"
+        );
+        let stages = control.progress.stages();
+        assert_eq!(
+            stages[1].total(|w| &w.input.bytes),
+            stages[0].total(|w| &w.output.bytes),
+            "budget {budget:?}"
+        );
+        assert_eq!(stages[1].total(|w| &w.input.rows), rows as u64);
+    }
+}
