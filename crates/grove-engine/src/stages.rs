@@ -80,18 +80,19 @@ impl Routed {
 
     /// The rows as a batch of their own (copied when they are a part of one).
     fn materialize(&self) -> Result<RecordBatch> {
-        Ok(match &self.rows {
-            None => self.batch.clone(),
-            Some(rows) => take_record_batch(&self.batch, rows)?,
-        })
+        self.select(self.batch.clone())
     }
 
     /// The `columns` of the rows, in order.
     fn project(&self, columns: &[usize]) -> Result<RecordBatch> {
-        let projected = self.batch.project(columns)?;
+        self.select(self.batch.project(columns)?)
+    }
+
+    /// The rows of `batch` (all of `self.batch`'s rows, or some of its columns).
+    fn select(&self, batch: RecordBatch) -> Result<RecordBatch> {
         Ok(match &self.rows {
-            None => projected,
-            Some(rows) => take_record_batch(&projected, rows)?,
+            None => batch,
+            Some(rows) => take_record_batch(&batch, rows)?,
         })
     }
 }
@@ -109,7 +110,7 @@ pub(crate) struct ChunkBuffer {
     shuffled: usize,
     /// Sorted runs spilled to disk: (file, largest batch in memory).
     runs: Vec<(Arc<dyn datafusion::execution::SpillFile>, usize)>,
-    /// In-memory bytes of the rows spilled (for stage 1's input counters).
+    /// In-memory bytes of the rows spilled (what reading them back will need).
     spilled_bytes: usize,
     /// Batches routed into this chunk (stage 1's input frames).
     frames: usize,
@@ -380,16 +381,19 @@ fn integer_ranks(arrays: &[&arrow::array::ArrayRef], total: usize) -> Option<(Ve
         .iter()
         .map(|a| as_i64_values(a).map(|v| (v, a.nulls())))
         .collect::<Option<_>>()?;
-    let valid = || {
-        columns.iter().flat_map(|(values, nulls)| {
+    let bounds = columns
+        .iter()
+        .flat_map(|(values, nulls)| {
             values
                 .iter()
                 .enumerate()
                 .filter(move |(i, _)| nulls.is_none_or(|n| n.is_valid(*i)))
-                .map(|(_, v)| *v)
+                .map(|(_, &v)| v)
         })
-    };
-    let (Some(min), Some(max)) = (valid().min(), valid().max()) else {
+        .fold(None, |acc: Option<(i64, i64)>, v| {
+            Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
+        });
+    let Some((min, max)) = bounds else {
         return Some((vec![0; total], 0)); // every value is NULL
     };
     let top = u64::try_from(i128::from(max) - i128::from(min) + 1).ok()?;

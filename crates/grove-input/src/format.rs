@@ -963,6 +963,8 @@ pub(crate) fn parse_long(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::split::Location;
+    use arrow::datatypes::{DataType, Field, Schema};
 
     #[test]
     fn decoded_blocks_hand_their_buffers_back() {
@@ -970,10 +972,7 @@ mod tests {
         let mut buf = pool.get(1 << 16);
         buf.extend_from_slice(b"{}\n");
         let ptr = buf.as_ptr();
-        let split = Arc::new(InputSplit::whole(
-            crate::split::Location::Inline("{}".into()),
-            None,
-        ));
+        let split = Arc::new(InputSplit::whole(Location::Inline("{}".into()), None));
         drop(LineBlock {
             split,
             first_line: 1,
@@ -986,8 +985,6 @@ mod tests {
         let other = pool.get(1);
         assert_ne!(other.as_ptr(), ptr, "handed out once");
     }
-    use crate::split::Location;
-    use arrow::datatypes::{DataType, Field, Schema};
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
