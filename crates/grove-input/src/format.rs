@@ -24,6 +24,7 @@ use grove_common::MsqFault;
 use grove_common::types::DruidType;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 
 use crate::columnar::{ColumnarKind, read_columnar};
 use crate::flatjson::FlatJsonDecoder;
@@ -271,6 +272,21 @@ pub struct ReadEnv {
     pub handle: Handle,
     /// Raw bytes read so far (for the input counters).
     pub bytes_read: Arc<AtomicU64>,
+    /// Cancelled when nobody wants this reader's bytes any more (the query ended): a
+    /// remote read waiting on the network then fails at once instead of waiting for data
+    /// or for the read timeout.
+    pub stop: CancellationToken,
+}
+
+impl ReadEnv {
+    /// An environment on `handle` with fresh counters and its own stop token.
+    pub fn new(handle: Handle) -> Self {
+        Self {
+            handle,
+            bytes_read: Arc::default(),
+            stop: CancellationToken::new(),
+        }
+    }
 }
 
 /// Reads one split, calling `emit` with each batch (of `schema`, which may be a projection
@@ -291,7 +307,7 @@ pub fn read_split(
         _ => None,
     };
     if let Some((kind, options)) = columnar {
-        let file = split.open_file(&env.handle, Arc::clone(&env.bytes_read))?;
+        let file = split.open_file(env)?;
         return read_columnar(
             kind,
             file,
@@ -314,7 +330,7 @@ pub fn read_split(
             emit,
         );
     }
-    let reader = split.open(&env.handle, Arc::clone(&env.bytes_read))?;
+    let reader = split.open(env)?;
     match format {
         InputFormat::Json { .. } => Ok(()),
         InputFormat::Csv(d) | InputFormat::Tsv(d) => {
@@ -432,7 +448,7 @@ pub(crate) fn read_line_blocks(
     max_lines: usize,
     send: &mut dyn FnMut(LineBlock) -> Result<bool>,
 ) -> Result<()> {
-    let mut reader = split.open(&env.handle, Arc::clone(&env.bytes_read))?;
+    let mut reader = split.open(env)?;
     let max_lines = max_lines.max(1);
     // Reads top a block up in steps of READ_BYTES, so a block never outgrows this.
     const READ_BYTES: usize = 256 << 10;
@@ -1000,10 +1016,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let env = ReadEnv {
-            handle: rt.handle().clone(),
-            bytes_read: Arc::default(),
-        };
+        let env = ReadEnv::new(rt.handle().clone());
         read_split(&split, &format, &schema(), 2, budget, &env, &mut |b| {
             out.push(b);
             Ok(true)

@@ -14,7 +14,9 @@ use futures::stream::BoxStream;
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
 use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 
+use crate::format::ReadEnv;
 use crate::source::{CloudSource, PasswordProvider};
 use crate::split::{InputSplit, Location};
 
@@ -95,7 +97,8 @@ pub(crate) fn http_client() -> Result<reqwest::Client> {
 }
 
 /// Starts a GET of `obj`; a non-2xx answer is an error naming the URI and status.
-pub(crate) fn open_http(handle: &Handle, obj: &HttpObject) -> Result<Box<dyn Read + Send>> {
+pub(crate) fn open_http(env: &ReadEnv, obj: &HttpObject) -> Result<Box<dyn Read + Send>> {
+    let handle = &env.handle;
     let mut request = obj.client.get(&obj.url);
     if let Some((user, password)) = &obj.auth {
         request = request.basic_auth(user, password.as_ref());
@@ -122,15 +125,16 @@ pub(crate) fn open_http(handle: &Handle, obj: &HttpObject) -> Result<Box<dyn Rea
         .bytes_stream()
         .map(move |r| r.map_err(|e| std::io::Error::other(format!("[{url}]: {e}"))))
         .boxed();
-    Ok(Box::new(StreamRead::new(handle.clone(), stream)))
+    Ok(Box::new(StreamRead::new(env, stream)))
 }
 
 /// Starts a GET of `obj` from byte `offset`.
 pub(crate) fn open_object(
-    handle: &Handle,
+    env: &ReadEnv,
     obj: &CloudObject,
     offset: u64,
 ) -> Result<Box<dyn Read + Send>> {
+    let handle = &env.handle;
     let options = GetOptions {
         range: (offset > 0).then_some(GetRange::Offset(offset)),
         ..Default::default()
@@ -143,20 +147,22 @@ pub(crate) fn open_object(
         .into_stream()
         .map(move |r| r.map_err(|e| std::io::Error::other(format!("[{uri}]: {e}"))))
         .boxed();
-    Ok(Box::new(StreamRead::new(handle.clone(), stream)))
+    Ok(Box::new(StreamRead::new(env, stream)))
 }
 
 /// A blocking reader over an async stream of byte chunks.
 struct StreamRead {
     handle: Handle,
+    stop: CancellationToken,
     stream: BoxStream<'static, std::io::Result<Bytes>>,
     chunk: Bytes,
 }
 
 impl StreamRead {
-    fn new(handle: Handle, stream: BoxStream<'static, std::io::Result<Bytes>>) -> Self {
+    fn new(env: &ReadEnv, stream: BoxStream<'static, std::io::Result<Bytes>>) -> Self {
         Self {
-            handle,
+            handle: env.handle.clone(),
+            stop: env.stop.clone(),
             stream,
             chunk: Bytes::new(),
         }
@@ -166,10 +172,21 @@ impl StreamRead {
 impl Read for StreamRead {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.chunk.is_empty() {
-            match self.handle.block_on(self.stream.next()) {
-                Some(Ok(chunk)) => self.chunk = chunk,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+            // A stalled server must not hold the reader (and its connection) after the
+            // query ended: the stop token ends the wait.
+            let next = self.handle.block_on(async {
+                tokio::select! {
+                    biased;
+                    () = self.stop.cancelled() => None,
+                    next = self.stream.next() => Some(next),
+                }
+            });
+            match next {
+                // Not `Interrupted`: std's readers retry that.
+                None => return Err(std::io::Error::other("the query ended")),
+                Some(Some(Ok(chunk))) => self.chunk = chunk,
+                Some(Some(Err(e))) => return Err(e),
+                Some(None) => return Ok(0),
             }
         }
         let n = self.chunk.len().min(buf.len());

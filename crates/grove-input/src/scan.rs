@@ -13,7 +13,9 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, Weak, mpsc};
+use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -26,12 +28,14 @@ use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, SchedulingType};
-use datafusion::physical_plan::stream::RecordBatchReceiverStream;
+use datafusion::physical_plan::stream::{RecordBatchReceiverStream, RecordBatchStreamAdapter};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
 };
+use futures::StreamExt;
 use grove_common::types::{SignatureColumn, signature_schema};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use crate::format::{
     InputFormat, JsonBlockDecoder, LineBlock, ParseBudget, ReadEnv, read_line_blocks, read_split,
@@ -274,10 +278,24 @@ struct BlockRound {
     started: HashSet<usize>,
 }
 
+/// The line blocks of one read round, shared by the partitions that decode them.
 #[derive(Debug)]
 struct BlockQueue {
     rx: Mutex<mpsc::Receiver<Result<LineBlock>>>,
+    /// The round's readers' stop token, cancelled when the last decoder lets go of the
+    /// queue: a reader waiting on a stalled server stops then instead of holding its
+    /// thread and connection until the read timeout.
+    stop: CancellationToken,
 }
+
+impl Drop for BlockQueue {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// How often a decoder waiting for a line block checks whether its query still wants rows.
+const DECODER_POLL: Duration = Duration::from_millis(100);
 
 impl ExternScanExec {
     /// A scan of `splits` (one group per partition) producing `schema` (a projection of
@@ -332,20 +350,25 @@ impl ExternScanExec {
         }
         let partitions = self.properties.partitioning.partition_count();
         let (tx, rx) = mpsc::sync_channel(2 * partitions + 2);
-        let queue = Arc::new(BlockQueue { rx: Mutex::new(rx) });
+        let stop = CancellationToken::new();
+        let queue = Arc::new(BlockQueue {
+            rx: Mutex::new(rx),
+            stop: stop.clone(),
+        });
         let handle = crate::remote::io_handle()?;
         for (g, group) in self.splits.iter().enumerate() {
             let group = group.clone();
             let tx = tx.clone();
             let counters = Arc::clone(&self.counters);
-            let handle = handle.clone();
+            let mut env = ReadEnv::new(handle.clone());
+            env.stop = stop.clone();
             std::thread::Builder::new()
                 .name("grove-read".into())
                 .spawn(move || {
                     // A panic in a decoder library must fail the query, not end the
                     // input early as if it were complete.
                     let run = std::panic::AssertUnwindSafe(|| {
-                        read_blocks(group, handle, batch_size, counters.partition(g), &tx)
+                        read_blocks(group, &env, batch_size, counters.partition(g), &tx)
                     });
                     if let Err(panic) = std::panic::catch_unwind(run) {
                         let what = panic
@@ -392,11 +415,16 @@ impl ExternScanExec {
             let mut decoder = JsonBlockDecoder::try_new(flatten.as_ref(), &schema, batch_size)?;
             loop {
                 let next = match queue.rx.lock() {
-                    Ok(rx) => rx.recv(),
+                    Ok(rx) => rx.recv_timeout(DECODER_POLL),
                     Err(_) => return Err(DataFusionError::Internal("scan queue poisoned".into())),
                 };
-                let Ok(block) = next else {
-                    return Ok(()); // every reader is done
+                let block = match next {
+                    Ok(block) => block,
+                    // The query ended while the readers wait on their input: let go of
+                    // the queue, so that the last decoder to do so stops the readers.
+                    Err(RecvTimeoutError::Timeout) if tx.is_closed() => return Ok(()),
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return Ok(()), // every reader is done
                 };
                 if let Some(batch) = decoder.decode(&block?, &budget)?
                     && batch.num_rows() > 0
@@ -495,14 +523,12 @@ impl ExecutionPlan for ExternScanExec {
         let schema = Arc::clone(&self.schema);
         let budget = self.counters.budget(partition);
         let counters = Arc::clone(&self.counters);
-        let handle = crate::remote::io_handle()?;
+        let env = ReadEnv::new(crate::remote::io_handle()?);
+        // Dropping the stream (the query ended) stops a read waiting on the network.
+        let stop = env.stop.clone().drop_guard();
         builder.spawn_blocking(move || {
             let counters = counters.partition(partition);
-            let bytes = Arc::new(AtomicU64::new(0));
-            let env = ReadEnv {
-                handle,
-                bytes_read: Arc::clone(&bytes),
-            };
+            let bytes = Arc::clone(&env.bytes_read);
             for split in &splits {
                 let mut emit = |batch: RecordBatch| {
                     counters
@@ -532,7 +558,14 @@ impl ExecutionPlan for ExternScanExec {
             }
             Ok(())
         });
-        Ok(builder.build())
+        let stream = builder.build();
+        let schema = stream.schema();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            stream.inspect(move |_| {
+                let _ = &stop;
+            }),
+        )))
     }
 }
 
@@ -540,21 +573,17 @@ impl ExecutionPlan for ExternScanExec {
 /// failure is passed on as the queue's next item; a closed queue (the query ended) stops it.
 fn read_blocks(
     group: Vec<InputSplit>,
-    handle: tokio::runtime::Handle,
+    env: &ReadEnv,
     batch_size: usize,
     counters: &PartitionCounters,
     tx: &mpsc::SyncSender<Result<LineBlock>>,
 ) {
     // Remote readers build their requests on the I/O runtime.
-    let _runtime = handle.enter();
-    let bytes = Arc::new(AtomicU64::new(0));
-    let env = ReadEnv {
-        handle: handle.clone(),
-        bytes_read: Arc::clone(&bytes),
-    };
+    let _runtime = env.handle.enter();
+    let bytes = &env.bytes_read;
     for split in group {
         let split = Arc::new(split);
-        let read = read_line_blocks(&split, &env, batch_size, &mut |block| {
+        let read = read_line_blocks(&split, env, batch_size, &mut |block| {
             counters
                 .bytes
                 .fetch_add(bytes.swap(0, Ordering::Relaxed), Ordering::Relaxed);
@@ -575,6 +604,68 @@ fn read_blocks(
 mod tests {
     use super::*;
     use datafusion::prelude::SessionContext;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that sends `body` under a much larger `Content-Length`, then waits; the
+    /// receiver fires when the client has hung up.
+    async fn stalling_server(body: String) -> (String, tokio::sync::oneshot::Receiver<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("http://{}/rows", listener.local_addr().unwrap());
+        let (hung_up, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n";
+            socket.write_all(head.as_bytes()).await.unwrap();
+            socket.write_all(body.as_bytes()).await.unwrap();
+            // Nothing more is sent: a read returns only when the client closes.
+            while socket.read(&mut request).await.is_ok_and(|n| n > 0) {}
+            let _ = hung_up.send(());
+        });
+        (uri, rx)
+    }
+
+    /// A query that stops reading (a LIMIT, a cancel) lets go of a stalled remote input at
+    /// once, on both scan paths (line blocks for JSON, a reader per partition for CSV),
+    /// instead of holding a thread and the connection until the read timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropped_scan_lets_go_of_a_stalled_input() {
+        for (format, line) in [
+            (r#"{"type":"json"}"#, r#"{"a":"x","b":1}"#),
+            (
+                r#"{"type":"csv","findColumnsFromHeader":false,"columns":["a","b"]}"#,
+                "x,1",
+            ),
+        ] {
+            // Enough for a full line block (JSON) or a batch (CSV) before the stall.
+            let body = format!("{line}\n").repeat(300_000);
+            let (uri, hung_up) = stalling_server(body).await;
+            let spec = ExternSpec::from_json(
+                &format!(r#"{{"type":"http","uris":["{uri}"]}}"#),
+                format,
+                r#"[{"name":"a","type":"string"},{"name":"b","type":"long"}]"#,
+            )
+            .unwrap();
+            let ctx = SessionContext::new();
+            ctx.register_table("t", Arc::new(ExternTable::new(spec, Some(0))))
+                .unwrap();
+            let mut stream = ctx
+                .sql("SELECT a, b FROM t")
+                .await
+                .unwrap()
+                .execute_stream()
+                .await
+                .unwrap();
+            let first = stream.next().await.unwrap().unwrap();
+            assert!(first.num_rows() > 0, "{format}");
+            drop(stream);
+            tokio::time::timeout(std::time::Duration::from_secs(30), hung_up)
+                .await
+                .unwrap_or_else(|_| panic!("{format}: the reader still holds the connection"))
+                .unwrap();
+        }
+    }
 
     #[tokio::test]
     async fn scans_inline_json_with_projection() {

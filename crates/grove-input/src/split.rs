@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use datafusion::common::{DataFusionError, Result};
-use tokio::runtime::Handle;
 
+use crate::format::ReadEnv;
 use crate::remote::{self, CloudObject, HttpObject};
 
 /// Where a split's bytes are.
@@ -155,12 +155,7 @@ impl InputSplit {
     }
 
     /// Opens the raw (still compressed) bytes from `offset`, counting them in `bytes_read`.
-    fn open_raw(
-        &self,
-        handle: &Handle,
-        offset: u64,
-        bytes_read: Arc<AtomicU64>,
-    ) -> Result<Box<dyn Read + Send>> {
+    fn open_raw(&self, env: &ReadEnv, offset: u64) -> Result<Box<dyn Read + Send>> {
         let raw: Box<dyn Read + Send> = match &self.location {
             Location::Inline(data) => {
                 let bytes = data.as_bytes();
@@ -186,34 +181,30 @@ impl InputSplit {
                 }
                 Box::new(file)
             }
-            Location::Http(h) => remote::open_http(handle, h)?,
-            Location::Object(o) => remote::open_object(handle, o, offset)?,
+            Location::Http(h) => remote::open_http(env, h)?,
+            Location::Object(o) => remote::open_object(env, o, offset)?,
         };
         Ok(Box::new(CountingReader {
             inner: raw,
-            count: bytes_read,
+            count: Arc::clone(&env.bytes_read),
         }))
     }
 
     /// Opens the split as a buffered stream of decompressed bytes. A range split starts at
     /// its first whole line and ends with the line that crosses its end. Raw bytes read are
-    /// added to `bytes_read`.
-    pub fn open(
-        &self,
-        handle: &Handle,
-        bytes_read: Arc<AtomicU64>,
-    ) -> Result<Box<dyn BufRead + Send>> {
+    /// added to `env.bytes_read`.
+    pub fn open(&self, env: &ReadEnv) -> Result<Box<dyn BufRead + Send>> {
         let compression = self.compression()?;
         match self.range {
             None => {
-                let raw = self.open_raw(handle, 0, bytes_read)?;
+                let raw = self.open_raw(env, 0)?;
                 let reader = compression.wrap(raw)?;
                 Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, reader)))
             }
             Some((start, end)) => {
                 // Start one byte early: if that byte ends a line, the first line is ours.
                 let from = start.saturating_sub(1);
-                let raw = self.open_raw(handle, from, bytes_read)?;
+                let raw = self.open_raw(env, from)?;
                 let mut reader = std::io::BufReader::with_capacity(1 << 20, raw);
                 let mut pos = from;
                 if start > 0 {
@@ -236,7 +227,7 @@ impl InputSplit {
     /// The split as a local file with random access (Parquet and ORC need one): a local
     /// uncompressed file is opened in place; anything else is streamed, decompressed, into
     /// an anonymous temporary file (gone when closed).
-    pub fn open_file(&self, handle: &Handle, bytes_read: Arc<AtomicU64>) -> Result<std::fs::File> {
+    pub fn open_file(&self, env: &ReadEnv) -> Result<std::fs::File> {
         if let Location::File(path) = &self.location
             && self.compression()? == Compression::None
         {
@@ -247,10 +238,10 @@ impl InputSplit {
                 ))
             })?;
             let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            bytes_read.fetch_add(len, Ordering::Relaxed);
+            env.bytes_read.fetch_add(len, Ordering::Relaxed);
             return Ok(file);
         }
-        let mut reader = self.open(handle, bytes_read)?;
+        let mut reader = self.open(env)?;
         let mut file = tempfile::tempfile().map_err(|e| {
             DataFusionError::Execution(format!("Cannot create a temporary file: {e}"))
         })?;
@@ -349,7 +340,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let reader = split.open(rt.handle(), Arc::default()).unwrap();
+        let reader = split.open(&ReadEnv::new(rt.handle().clone())).unwrap();
         reader.lines().map(|l| l.unwrap()).collect()
     }
 

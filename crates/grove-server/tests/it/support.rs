@@ -1,8 +1,13 @@
+use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use futures::StreamExt;
 use grove_server::ServerConfig;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -198,13 +203,12 @@ pub(crate) fn inline(rows: &[(String, String, i64)]) -> String {
     )
 }
 
-/// Writes a newline-delimited JSON file of `rows` rows over two days.
-pub(crate) fn big_file(dir: &Path, rows: usize) -> PathBuf {
-    let path = dir.join("big.json");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+/// `rows` newline-delimited JSON rows over two days (`ts`, `page`, `n`).
+fn rows_json(rows: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows * 64);
     for i in 0..rows {
         writeln!(
-            f,
+            out,
             r#"{{"ts":"2015-09-1{}T{:02}:{:02}:00Z","page":"page{}","n":{i}}}"#,
             2 + i % 2,
             (i / 60) % 24,
@@ -213,14 +217,94 @@ pub(crate) fn big_file(dir: &Path, rows: usize) -> PathBuf {
         )
         .unwrap();
     }
-    f.flush().unwrap();
-    path
+    out
 }
 
-pub(crate) fn ingest_file_sql(table: &str, path: &Path) -> String {
+/// An HTTP input that sends its rows at once, then holds the response open, so the
+/// ingest reading it runs until the test says otherwise: `release` ends the response
+/// (the ingest then finishes), or the client hangs up (a canceled or killed ingest).
+/// It needs no disk and no timing luck.
+pub(crate) struct StalledInput {
+    pub(crate) uri: String,
+    release: tokio::sync::watch::Sender<bool>,
+    /// Responses started, and responses whose body is gone (ended or hung up).
+    started: Arc<AtomicUsize>,
+    gone: Arc<AtomicUsize>,
+}
+
+/// Counts a response body as gone when it is dropped.
+struct Gone(Arc<AtomicUsize>);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl StalledInput {
+    /// Serves `rows` rows (see `rows_json`) at `/rows.json` on an ephemeral loopback port.
+    pub(crate) async fn start(rows: usize) -> Self {
+        let data = Bytes::from(rows_json(rows));
+        let (release, released) = tokio::sync::watch::channel(false);
+        let started = Arc::new(AtomicUsize::new(0));
+        let gone = Arc::new(AtomicUsize::new(0));
+        let (s, g) = (Arc::clone(&started), Arc::clone(&gone));
+        let app = axum::Router::new().route(
+            "/rows.json",
+            axum::routing::get(move || {
+                s.fetch_add(1, Ordering::SeqCst);
+                let gone = Gone(Arc::clone(&g));
+                let mut released = released.clone();
+                let first =
+                    futures::stream::once(std::future::ready(Ok::<_, Infallible>(data.clone())));
+                let rest = futures::stream::once(async move {
+                    let _gone = gone;
+                    let _ = released.wait_for(|r| *r).await;
+                    Ok(Bytes::new())
+                });
+                std::future::ready(axum::body::Body::from_stream(first.chain(rest)))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            uri: format!("http://{addr}/rows.json"),
+            release,
+            started,
+            gone,
+        }
+    }
+
+    /// Ends every response, now and later.
+    pub(crate) fn release(&self) {
+        let _ = self.release.send(true);
+    }
+
+    /// Waits until every response started has ended or lost its client: the reader let go
+    /// of the connection.
+    pub(crate) async fn wait_closed(&self) {
+        let start = Instant::now();
+        loop {
+            let started = self.started.load(Ordering::SeqCst);
+            if started > 0 && self.gone.load(Ordering::SeqCst) == started {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the reader still holds the input's connection"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// An INSERT of `uri`'s rows (see `rows_json`), partitioned by day, clustered by page.
+pub(crate) fn ingest_http_sql(table: &str, uri: &str) -> String {
     format!(
-        r#"INSERT INTO {table} SELECT TIME_PARSE(ts) AS __time, page, n FROM TABLE(EXTERN('{{"type":"local","files":["{}"]}}', '{{"type":"json"}}')) EXTEND (ts VARCHAR, page VARCHAR, n BIGINT) PARTITIONED BY DAY CLUSTERED BY page"#,
-        path.display()
+        r#"INSERT INTO {table} SELECT TIME_PARSE(ts) AS __time, page, n FROM TABLE(EXTERN('{{"type":"http","uris":["{uri}"]}}', '{{"type":"json"}}')) EXTEND (ts VARCHAR, page VARCHAR, n BIGINT) PARTITIONED BY DAY CLUSTERED BY page"#
     )
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{TestServer, big_file, files_under, ingest_file_sql, inline};
+use crate::support::{StalledInput, TestServer, files_under, ingest_http_sql, inline};
 
 #[tokio::test]
 async fn twenty_concurrent_inserts_lose_no_rows() {
@@ -55,13 +55,13 @@ async fn twenty_concurrent_inserts_lose_no_rows() {
 #[tokio::test]
 async fn shutdown_cancels_promptly_and_publishes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    // Big enough that the ingest is still running when the shutdown arrives, now that
-    // every core decodes.
-    let input = big_file(dir.path(), 6_000_000);
+    // The input stalls after its first rows, so the ingest is running when the shutdown
+    // arrives.
+    let input = StalledInput::start(200_000).await;
     let data = dir.path().join("data");
     let server = TestServer::spawn(&data, |c| c.task_slots = 1).await;
     let id = server
-        .submit(&ingest_file_sql("big", &input), json!({}))
+        .submit(&ingest_http_sql("big", &input.uri), json!({}))
         .await;
     // A second task waits for the only slot.
     let queued = server.submit("SELECT 1", json!({})).await;
@@ -117,6 +117,8 @@ async fn shutdown_cancels_promptly_and_publishes_nothing() {
         json!({"errorCode": "Canceled", "errorMessage": "Query canceled due to [TASK_SHUTDOWN].", "reason": "TASK_SHUTDOWN"})
     );
     assert_eq!(server.wait_terminal(&queued).await["statusCode"], "SUCCESS");
+    // The canceled reader let go of the stalled connection.
+    input.wait_closed().await;
     assert!(files_under(&data.join("segments")).is_empty());
     let (code, body) = server
         .post(
@@ -140,14 +142,14 @@ async fn shutdown_cancels_promptly_and_publishes_nothing() {
 #[tokio::test]
 async fn replace_waits_for_the_lock_then_times_out() {
     let dir = tempfile::tempdir().unwrap();
-    let input = big_file(dir.path(), 1_000_000);
+    let input = StalledInput::start(1_000).await;
     let server = TestServer::spawn(&dir.path().join("data"), |c| {
         c.task_slots = 2;
         c.lock_timeout_ms = 300;
     })
     .await;
     let insert = server
-        .submit(&ingest_file_sql("l", &input), json!({}))
+        .submit(&ingest_http_sql("l", &input.uri), json!({}))
         .await;
     server
         .wait_until(
@@ -185,13 +187,13 @@ async fn replace_waits_for_the_lock_then_times_out() {
         )
         .await;
     assert_eq!(server.wait_terminal(&other).await["statusCode"], "SUCCESS");
-    server
-        .post(
-            &format!("/druid/indexer/v1/task/{insert}/shutdown"),
-            json!({}),
-        )
-        .await;
-    server.wait_terminal(&insert).await;
+    // The INSERT that held the lock all along finishes once its input does.
+    input.release();
+    assert_eq!(server.wait_terminal(&insert).await["statusCode"], "SUCCESS");
+    assert_eq!(
+        server.select("SELECT COUNT(*) FROM l").await,
+        vec![json!([1_001])]
+    );
     server.stop().await;
 }
 
@@ -238,7 +240,7 @@ async fn spawn_binary(data_dir: &std::path::Path) -> (std::process::Child, Strin
 #[tokio::test]
 async fn tasks_survive_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let input = big_file(dir.path(), 1_500_000);
+    let input = StalledInput::start(200_000).await;
     let data = dir.path().join("data");
     let client = reqwest::Client::new();
 
@@ -264,8 +266,8 @@ async fn tasks_survive_a_sigkill() {
         inline(&[("2015-09-12T00:00:00Z".into(), "x".into(), 1)])
     ))
     .await;
-    let killed = submit(ingest_file_sql("k", &input)).await;
-    // Wait until the big ingest reads rows, then kill -9.
+    let killed = submit(ingest_http_sql("k", &input.uri)).await;
+    // Wait until the stalled ingest has read rows, then kill -9.
     let start = Instant::now();
     loop {
         let r: serde_json::Value = client
