@@ -17,8 +17,56 @@ use tokio_util::sync::CancellationToken;
 /// mimalloc rather than glibc's malloc: a server runs task after task, and glibc's
 /// per-thread arenas keep each finished task's heap (the bench saw S4's peak grow from
 /// 1.6 to 2.3 GB over three rounds), where mimalloc returns freed pages and stays flat.
+/// See [`allocator`] for when it returns them.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// When mimalloc gives freed memory back to the system.
+///
+/// By default it does so one second after the memory was freed. An ingest frees and
+/// allocates gigabytes as it runs (decoded batches, spilled and read back, gathered,
+/// encoded), so memory handed back was soon faulted in again, and the kernel zeroes every
+/// page it faults in: on S4 a quarter of the CPU time was the kernel's, most of it
+/// zeroing pages. Freed memory is kept three seconds instead, long enough to be reused
+/// by the next batch or chunk, short enough that an idle server soon shrinks and a
+/// task's peak stays close to the budget (see docs/engine.md for the measurements).
+mod allocator {
+    #![allow(unsafe_code)]
+
+    use libmimalloc_sys::{mi_option_set, mi_option_t};
+
+    /// mimalloc v3's `mi_option_purge_delay` (its index in `mi_option_e`; the
+    /// `libmimalloc-sys` bindings have no constant for it). A test checks it.
+    const PURGE_DELAY: mi_option_t = 15;
+
+    /// How long freed memory is kept before it goes back to the system.
+    const KEEP_FREED_MS: std::ffi::c_long = 3_000;
+
+    /// Keeps freed memory for reuse a little longer than mimalloc's default (see above).
+    pub(crate) fn keep_freed_memory() {
+        // SAFETY: sets an integer option of the allocator; any value is valid, and
+        // mimalloc reads its options atomically while other threads allocate.
+        unsafe { mi_option_set(PURGE_DELAY, KEEP_FREED_MS) }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn purge_delay_option_is_mimallocs() {
+            // Unchanged, the option holds mimalloc v3's default purge delay (1000 ms),
+            // which no other option at this index has.
+            // SAFETY: reads an integer option.
+            let default = unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) };
+            assert_eq!(default, 1000);
+            keep_freed_memory();
+            // SAFETY: as above.
+            let set = unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) };
+            assert_eq!(set, KEEP_FREED_MS);
+        }
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -132,6 +180,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    allocator::keep_freed_memory();
     match cli.command {
         Command::Serve {
             config,
