@@ -281,10 +281,15 @@ pub struct ReadEnv {
 impl ReadEnv {
     /// An environment on `handle` with fresh counters and its own stop token.
     pub fn new(handle: Handle) -> Self {
+        Self::with_stop(handle, CancellationToken::new())
+    }
+
+    /// An environment on `handle` with fresh counters, stopped by `stop`.
+    pub fn with_stop(handle: Handle, stop: CancellationToken) -> Self {
         Self {
             handle,
             bytes_read: Arc::default(),
-            stop: CancellationToken::new(),
+            stop,
         }
     }
 }

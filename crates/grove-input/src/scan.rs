@@ -360,8 +360,7 @@ impl ExternScanExec {
             let group = group.clone();
             let tx = tx.clone();
             let counters = Arc::clone(&self.counters);
-            let mut env = ReadEnv::new(handle.clone());
-            env.stop = stop.clone();
+            let env = ReadEnv::with_stop(handle.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("grove-read".into())
                 .spawn(move || {
