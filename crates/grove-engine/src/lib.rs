@@ -7,6 +7,7 @@
 //! and the sqllogictest runner alike.
 
 mod codec;
+mod compact;
 mod context;
 pub mod counters;
 mod exec;

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{RecordBatch, UInt32Array};
-use arrow::compute::{SortOptions, interleave_record_batch, take_record_batch};
+use arrow::compute::{SortOptions, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::runtime::JoinSet;
@@ -40,6 +40,7 @@ use grove_common::{Interval, MsqFault};
 use grove_store::{DeepStorage, NewSegment};
 use tokio::task::JoinError;
 
+use crate::compact::{self, Compactor, MAX_ROWS, expand};
 use crate::counters::{Channel, StageCounters, WorkerCounters};
 use crate::exec::{
     ChunkQueue, ChunkShuffleExec, GeneratorSpec, SegmentGeneratorExec, ShuffleOutput, ShuffleSpec,
@@ -211,7 +212,14 @@ impl ChunkOrder {
     /// The rows of `pieces` in sorted order, as batches of at most `rows` rows. Only the
     /// key columns are copied to sort; each output batch is gathered from the inputs
     /// (`interleave`), so sorting needs little memory beyond the input itself.
-    fn sorted_slices(&self, pieces: &[Routed], rows: usize) -> Result<SortedSlices> {
+    ///
+    /// The rows come out as `plain` (the schema the pieces were compacted from).
+    fn sorted_slices(
+        &self,
+        pieces: &[Routed],
+        rows: usize,
+        plain: &SchemaRef,
+    ) -> Result<SortedSlices> {
         let pieces: Vec<&Routed> = pieces.iter().filter(|p| p.num_rows() > 0).collect();
         let total: usize = pieces.iter().map(|p| p.num_rows()).sum();
         let keys = pieces
@@ -227,10 +235,11 @@ impl ChunkOrder {
             // Already in order (time-ordered input, say): the rows as they are.
             let mut ready = Vec::new();
             for piece in pieces {
-                ready.extend(slices(&piece.materialize()?, rows));
+                ready.extend(slices(&expand(&piece.materialize()?, plain)?, rows));
             }
             return Ok(SortedSlices {
                 ready: ready.into_iter(),
+                schema: Arc::clone(plain),
                 batches: Vec::new(),
                 locate: Vec::new(),
                 order: UInt32Array::from(Vec::<u32>::new()),
@@ -249,6 +258,7 @@ impl ChunkOrder {
         }
         Ok(SortedSlices {
             ready: Vec::new().into_iter(),
+            schema: Arc::clone(plain),
             batches: pieces.into_iter().map(|p| p.batch.clone()).collect(),
             locate,
             order,
@@ -330,6 +340,24 @@ fn string_ranks(arrays: &[&arrow::array::ArrayRef], total: usize) -> Option<(Vec
             DataType::Utf8 => ranks.extend(a.as_string::<i32>().iter()),
             DataType::LargeUtf8 => ranks.extend(a.as_string::<i64>().iter()),
             DataType::Utf8View => ranks.extend(a.as_string_view().iter()),
+            DataType::Dictionary(key, value)
+                if **key == DataType::UInt16 && **value == DataType::Utf8 =>
+            {
+                // Each distinct value is looked up once, each row maps its key.
+                let dictionary = a.as_dictionary::<arrow::datatypes::UInt16Type>();
+                let values = dictionary.values().as_string::<i32>();
+                let ids: Vec<u32> = values.iter().map(|v| ranks.id(v)).collect();
+                let keys = dictionary.keys();
+                ranks
+                    .rows
+                    .extend(keys.values().iter().enumerate().map(|(i, &k)| {
+                        if arrow::array::Array::is_null(keys, i) {
+                            0
+                        } else {
+                            ids[k as usize]
+                        }
+                    }));
+            }
             _ => return None,
         }
     }
@@ -347,14 +375,19 @@ struct Ranks<'a> {
 impl<'a> Ranks<'a> {
     fn extend(&mut self, values: impl Iterator<Item = Option<&'a str>>) {
         for value in values {
-            let id = match value {
-                None => 0,
-                Some(v) => *self.ids.entry(v).or_insert_with(|| {
-                    self.distinct.push(v);
-                    self.distinct.len() as u32
-                }),
-            };
+            let id = self.id(value);
             self.rows.push(id);
+        }
+    }
+
+    /// The number of `value`.
+    fn id(&mut self, value: Option<&'a str>) -> u32 {
+        match value {
+            None => 0,
+            Some(v) => *self.ids.entry(v).or_insert_with(|| {
+                self.distinct.push(v);
+                self.distinct.len() as u32
+            }),
         }
     }
 
@@ -440,6 +473,8 @@ fn as_i64_values(array: &arrow::array::ArrayRef) -> Option<&[i64]> {
 struct SortedSlices {
     /// Batches to hand out as they are (when the input was already sorted).
     ready: std::vec::IntoIter<RecordBatch>,
+    /// Of the batches handed out.
+    schema: SchemaRef,
     batches: Vec<RecordBatch>,
     locate: Vec<(usize, usize)>,
     order: UInt32Array,
@@ -479,27 +514,25 @@ impl SortedSlices {
     /// The rows `picks` ((batch, row) pairs) as one batch.
     fn gather(&self, picks: &[(usize, usize)]) -> Result<RecordBatch> {
         let threads = self.threads.as_ref().map_or(1, ThreadShare::threads);
-        let Some(first) = self
-            .batches
-            .first()
-            .filter(|b| threads > 1 && b.num_columns() > 0)
-        else {
-            let refs: Vec<&RecordBatch> = self.batches.iter().collect();
-            return Ok(interleave_record_batch(&refs, picks)?);
-        };
-        let mut columns: Vec<usize> = (0..first.num_columns()).collect();
-        columns.sort_by_key(|&c| std::cmp::Reverse(first.column(c).get_array_memory_size()));
-        let gathered = on_threads(columns.clone(), threads, |c| {
+        let column = |c: usize| {
             let arrays: Vec<&dyn arrow::array::Array> =
                 self.batches.iter().map(|b| b.column(c).as_ref()).collect();
-            arrow::compute::interleave(&arrays, picks)
-        })?;
+            compact::gather(&arrays, picks, self.schema.field(c).data_type())
+        };
+        let n = self.schema.fields().len();
+        let Some(first) = self.batches.first().filter(|_| threads > 1 && n > 0) else {
+            let arrays = (0..n).map(column).collect::<Result<Vec<_>>>()?;
+            return Ok(RecordBatch::try_new(Arc::clone(&self.schema), arrays)?);
+        };
+        let mut columns: Vec<usize> = (0..n).collect();
+        columns.sort_by_key(|&c| std::cmp::Reverse(first.column(c).get_array_memory_size()));
+        let gathered = on_threads(columns.clone(), threads, column)?;
         let mut arrays: Vec<Option<arrow::array::ArrayRef>> = vec![None; columns.len()];
         for (c, array) in columns.into_iter().zip(gathered) {
             arrays[c] = Some(array?);
         }
         let arrays = arrays.into_iter().flatten().collect();
-        Ok(RecordBatch::try_new(first.schema(), arrays)?)
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), arrays)?)
     }
 }
 
@@ -522,6 +555,9 @@ pub(crate) struct Shuffle {
     /// The ingest's settings (granularity, OVERWRITE intervals, limits).
     config: WriterConfig,
     time_index: usize,
+    /// Rows are held compact (string columns as dictionaries).
+    compactor: Compactor,
+    /// Spills compact batches.
     spill: SpillManager,
     state: Mutex<ShuffleState>,
     rows_in: AtomicU64,
@@ -543,19 +579,15 @@ impl Shuffle {
     ) -> Result<Self> {
         let time_index = schema.index_of(TIME_COLUMN)?;
         let runtime = ctx.runtime_env();
-        let metrics = ExecutionPlanMetricsSet::new();
-        let spill = SpillManager::new(
-            Arc::clone(&runtime),
-            SpillMetrics::new(&metrics, 0),
-            Arc::clone(&schema),
-        )
-        .with_compression_type(datafusion::common::config::SpillCompression::Uncompressed);
+        let compactor = Compactor::new(&schema);
+        let spill = spill_manager(&runtime, compactor.schema());
         let reservation = MemoryConsumer::new("grove ingest stage 0")
             .with_can_spill(true)
             .register(&runtime.memory_pool);
         Ok(Self {
             config,
             time_index,
+            compactor,
             spill,
             state: Mutex::new(ShuffleState {
                 chunks: BTreeMap::new(),
@@ -598,6 +630,12 @@ impl Shuffle {
         if n == 0 {
             return Ok(());
         }
+        if n > MAX_ROWS {
+            for part in slices(&batch, MAX_ROWS) {
+                self.route(part, counters)?;
+            }
+            return Ok(());
+        }
         let times = time_column(&batch, self.time_index)?;
         // Rows per chunk; input is mostly in time order, so the last chunk is tried first.
         let mut parts: Vec<(Interval, Vec<u32>)> = Vec::new();
@@ -615,7 +653,7 @@ impl Shuffle {
             parts[last].1.push(i as u32);
         }
         let pieces: Vec<(Interval, Routed)> = if parts.len() == 1 {
-            vec![(parts[0].0, Routed::whole(batch))]
+            vec![(parts[0].0, Routed::whole(self.compactor.compact(&batch)?))]
         } else {
             // A share of three quarters or more keeps the batch; the others get copies of
             // their rows (a batch kept for fewer rows would hold memory for nothing).
@@ -631,12 +669,13 @@ impl Shuffle {
                         (
                             iv,
                             Routed {
-                                batch: batch.clone(),
+                                batch: self.compactor.compact(&batch)?,
                                 rows: Some(rows),
                             },
                         )
                     } else {
-                        (iv, Routed::whole(take_record_batch(&batch, &rows)?))
+                        let copy = take_record_batch(&batch, &rows)?;
+                        (iv, Routed::whole(self.compactor.compact(&copy)?))
                     })
                 })
                 .collect::<Result<_>>()?
@@ -689,6 +728,21 @@ impl Shuffle {
             .shrink(bytes.min(state.reservation.size()));
         Ok(true)
     }
+}
+
+/// Writes batches of `schema` to uncompressed spill files (compressing cost more CPU than
+/// the disk time it saved).
+fn spill_manager(
+    runtime: &Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    schema: &SchemaRef,
+) -> SpillManager {
+    let metrics = ExecutionPlanMetricsSet::new();
+    SpillManager::new(
+        Arc::clone(runtime),
+        SpillMetrics::new(&metrics, 0),
+        Arc::clone(schema),
+    )
+    .with_compression_type(datafusion::common::config::SpillCompression::Uncompressed)
 }
 
 /// A spilled run of `batches`, with the size of its largest batch (for reading it back);
@@ -931,7 +985,10 @@ pub(crate) struct ChunkJobContext {
     writer: WriterConfig,
     deep: DeepStorage,
     task_ctx: Arc<TaskContext>,
+    /// Reads stage 0's spilled (compact) runs.
     spill: SpillManager,
+    /// Writes and reads sorted runs (plain rows).
+    sorted_spill: SpillManager,
     progress: Option<Arc<crate::task::TaskProgress>>,
     counters: Arc<StageCounters>,
     /// The stage's threads, shared by the chunks being written: a chunk written alone
@@ -964,6 +1021,7 @@ impl ChunkJobContext {
         Ok(Self {
             in_memory_limit,
             queue,
+            sorted_spill: spill_manager(&task_ctx.runtime_env(), &schema),
             lex: spec.order.lex(&schema)?,
             schema,
             order: spec.order.clone(),
@@ -1103,9 +1161,13 @@ impl ChunkJobContext {
                 .sort_off_thread(run, batch_size)
                 .await?
                 .collect::<Result<Vec<_>>>()?;
-            if let Some((file, largest)) = spill_batches(&self.spill, &sorted, "grove ingest sort")?
+            if let Some((file, largest)) =
+                spill_batches(&self.sorted_spill, &sorted, "grove ingest sort")?
             {
-                streams.push(self.spill.read_spill_as_stream(file, Some(largest))?);
+                streams.push(
+                    self.sorted_spill
+                        .read_spill_as_stream(file, Some(largest))?,
+                );
             }
             sort.level0_done.fetch_add(1, Ordering::Relaxed);
         }
@@ -1153,11 +1215,13 @@ impl ChunkJobContext {
     /// point, and a cancel must not wait for it (the abandoned sort finishes unseen).
     async fn sort_off_thread(&self, batches: Vec<Routed>, rows: usize) -> Result<SortedSlices> {
         let order = self.order.clone();
-        let sorted = tokio::task::spawn_blocking(move || order.sorted_slices(&batches, rows))
-            .await
-            .map_err(|e| {
-                DataFusionError::Execution(format!("sorting a time chunk failed: {e}"))
-            })??;
+        let plain = Arc::clone(&self.schema);
+        let sorted =
+            tokio::task::spawn_blocking(move || order.sorted_slices(&batches, rows, &plain))
+                .await
+                .map_err(|e| {
+                    DataFusionError::Execution(format!("sorting a time chunk failed: {e}"))
+                })??;
         Ok(sorted.with_threads(self.threads.clone()))
     }
 
@@ -1231,7 +1295,7 @@ mod tests {
             columns: vec![0, 1],
         };
         let sorted: Vec<RecordBatch> = order
-            .sorted_slices(&batches, 4)
+            .sorted_slices(&batches, 4, &schema)
             .expect("sort")
             .collect::<Result<_>>()
             .expect("slices");
@@ -1256,17 +1320,33 @@ mod tests {
         let tags_sorted = tags(&sorted);
         // Gathered column by column on two threads: the same batches.
         let threaded: Vec<RecordBatch> = order
-            .sorted_slices(&batches, 4)
+            .sorted_slices(&batches, 4, &schema)
             .expect("sort")
             .with_threads(ThreadShare::new(2))
             .collect::<Result<_>>()
             .expect("slices");
         assert_eq!(threaded, sorted);
+        // Held compact (string columns as dictionaries): the same plain batches.
+        let compactor = Compactor::new(&schema);
+        let compacted: Vec<Routed> = batches
+            .iter()
+            .map(|p| Ok(Routed::whole(compactor.compact(&p.batch)?)))
+            .collect::<Result<_>>()
+            .expect("compact");
+        for threads in [1, 2] {
+            let from_compact: Vec<RecordBatch> = order
+                .sorted_slices(&compacted, 4, &schema)
+                .expect("sort")
+                .with_threads(ThreadShare::new(threads))
+                .collect::<Result<_>>()
+                .expect("slices");
+            assert_eq!(from_compact, sorted);
+        }
         // NULL keys first (by time), then "a" (a tie at time 7: input order), then "b".
         assert_eq!(tags_sorted, [5, 1, 2, 3, 4, 0]);
         // `__time` alone: ties still in input order.
         let by_time: Vec<RecordBatch> = ChunkOrder { columns: vec![1] }
-            .sorted_slices(&batches, 100)
+            .sorted_slices(&batches, 100, &schema)
             .expect("sort")
             .collect::<Result<_>>()
             .expect("slices");
@@ -1281,12 +1361,12 @@ mod tests {
         assert_eq!(copy.batch.num_rows(), 2);
         for rows in [1, 100] {
             let from_part: Vec<RecordBatch> = order
-                .sorted_slices(&[part.clone(), batches[2].clone()], rows)
+                .sorted_slices(&[part.clone(), batches[2].clone()], rows, &schema)
                 .expect("sort")
                 .collect::<Result<_>>()
                 .expect("slices");
             let from_copy: Vec<RecordBatch> = order
-                .sorted_slices(&[copy.clone(), batches[2].clone()], rows)
+                .sorted_slices(&[copy.clone(), batches[2].clone()], rows, &schema)
                 .expect("sort")
                 .collect::<Result<_>>()
                 .expect("slices");
@@ -1299,7 +1379,7 @@ mod tests {
             rows: Some(UInt32Array::from(vec![1u32, 2])),
         };
         let ready: Vec<RecordBatch> = ChunkOrder { columns: vec![2] }
-            .sorted_slices(&[in_order], 10)
+            .sorted_slices(&[in_order], 10, &schema)
             .expect("sort")
             .collect::<Result<_>>()
             .expect("slices");
@@ -1328,7 +1408,7 @@ mod tests {
         let words = ["", "a", "ab", "b", "Z", "\u{e9}t\u{e9}", "zz"];
         let batches: Vec<RecordBatch> = (0..4)
             .map(|_| {
-                let rows = 50 + (next() % 50) as usize;
+                let rows = 300 + (next() % 50) as usize;
                 let mut col = |nulls: u64| -> Vec<Option<String>> {
                     (0..rows)
                         .map(|_| {
@@ -1375,6 +1455,25 @@ mod tests {
                 .row_format_order(&batches, total as u32)
                 .expect("row format");
             assert_eq!(packed, rows.values().to_vec(), "key {columns:?}");
+        }
+        // Strings held compact (dictionaries) rank as the plain strings do.
+        let compactor = Compactor::new(&schema);
+        let compacted: Vec<RecordBatch> = batches
+            .iter()
+            .map(|b| compactor.compact(b).expect("compact"))
+            .collect();
+        assert!(matches!(
+            compacted[0].column(0).data_type(),
+            DataType::Dictionary(..)
+        ));
+        for columns in [vec![0, 3], vec![1, 0, 3], vec![2, 1, 0, 3]] {
+            let plain = packed_keys(&batches, &columns, total).expect("packable");
+            let compact = packed_keys(&compacted, &columns, total).expect("packable");
+            assert_eq!(compact, plain, "key {columns:?}");
+            let rows = ChunkOrder { columns }
+                .row_format_order(&compacted, total as u32)
+                .expect("row format");
+            assert_eq!(rows.values().to_vec(), plain);
         }
         // Two full-range integers and the row number need more than 127 bits.
         let wide = RecordBatch::try_new(

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, TimestampMillisecondArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, TimestampMillisecondBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
@@ -261,9 +261,13 @@ pub(crate) fn strings(array: &ArrayRef) -> Result<Vec<Option<&str>>> {
 }
 
 /// Wraps millis as a `Timestamp(ms)` result column.
+/// Sized from the iterator (an ingest holds these columns until they are written, so spare
+/// capacity would be held too).
 pub(crate) fn timestamp_result(values: impl IntoIterator<Item = Option<i64>>) -> ColumnarValue {
-    let array: TimestampMillisecondArray = values.into_iter().collect();
-    ColumnarValue::Array(Arc::new(array))
+    let values = values.into_iter();
+    let mut array = TimestampMillisecondBuilder::with_capacity(values.size_hint().0);
+    array.extend(values);
+    ColumnarValue::Array(Arc::new(array.finish()))
 }
 
 /// The literal string in `scalar_arguments[i]` at planning time, if that

@@ -1,0 +1,382 @@
+//! Rows held between the ingest stages, in a compact form: every string column becomes a
+//! dictionary of the batch's distinct values (`Dictionary(UInt16, Utf8)`).
+//!
+//! Most of an ingest's string columns repeat a few values (a browser, a country, a
+//! session's city), so a batch of them is held in about a third of the memory: a 2-byte
+//! key per row and each distinct value once. Less memory held means less spilled, and
+//! fewer fresh pages for the kernel to zero. A column whose values are mostly distinct
+//! (a timestamp string) keeps its values as they are, behind keys that number the rows:
+//! no hashing, 2 bytes a row. Stage 1 ranks the dictionary values to sort and gathers
+//! the sorted rows back into plain strings for the writer.
+//!
+//! A batch has at most [`MAX_ROWS`] rows, so 16-bit keys always suffice.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, DictionaryArray, RecordBatch, StringArray, StringBuilder, UInt16Array,
+};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt16Type};
+use datafusion::common::Result;
+use hashbrown::HashTable;
+
+/// Rows per compact batch: every key fits in 16 bits.
+pub(crate) const MAX_ROWS: usize = 1 << 16;
+
+/// The type a string column is held as.
+fn dictionary_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8))
+}
+
+/// Turns batches of one schema into compact batches of another.
+#[derive(Debug)]
+pub(crate) struct Compactor {
+    schema: SchemaRef,
+    /// Per column: batches in a row whose values were mostly distinct (0: the last
+    /// batch made a dictionary). Such a column is numbered without hashing its values,
+    /// and tried again every [`RETRY_EVERY`] batches.
+    distinct: Vec<AtomicU32>,
+}
+
+/// How often a column whose values were mostly distinct is tried as a dictionary again.
+const RETRY_EVERY: u32 = 16;
+
+/// Batches of fewer rows (the rows of a batch that fall in another time chunk) have more
+/// distinct values for their size: they do not change a column's state.
+const MIN_ROWS: usize = 2048;
+
+impl Compactor {
+    /// For batches of `plain` (its string columns are held as dictionaries).
+    pub(crate) fn new(plain: &SchemaRef) -> Self {
+        let fields: Vec<Field> = plain
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => f.as_ref().clone().with_data_type(dictionary_type()),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        Self {
+            schema: Arc::new(Schema::new_with_metadata(fields, plain.metadata().clone())),
+            distinct: plain.fields().iter().map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    /// The schema of compact batches.
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// `batch` (of the plain schema, at most [`MAX_ROWS`] rows) in compact form.
+    pub(crate) fn compact(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let rows = batch.num_rows();
+        if rows > MAX_ROWS {
+            return Err(datafusion::common::DataFusionError::Internal(format!(
+                "a batch of {rows} rows is too large to compact"
+            )));
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(&self.distinct)
+            .map(|(column, distinct)| match column.as_string_opt::<i32>() {
+                Some(strings) => self.compact_strings(strings, distinct),
+                None => Ok(Arc::clone(column)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+
+    fn compact_strings(&self, strings: &StringArray, distinct: &AtomicU32) -> Result<ArrayRef> {
+        let rows = strings.len();
+        let streak = distinct.load(Ordering::Relaxed);
+        // Worth a dictionary when at most half the values are distinct.
+        let limit = rows / 2;
+        if rows < MIN_ROWS {
+            let interned = if streak == 0 {
+                intern(strings, limit)
+            } else {
+                None
+            };
+            return match interned {
+                Some(dictionary) => Ok(Arc::new(dictionary)),
+                None => numbered(strings),
+            };
+        }
+        if streak > 0 && !streak.is_multiple_of(RETRY_EVERY) {
+            distinct.store(streak + 1, Ordering::Relaxed);
+            return numbered(strings);
+        }
+        match intern(strings, limit) {
+            Some(dictionary) => {
+                distinct.store(0, Ordering::Relaxed);
+                Ok(Arc::new(dictionary))
+            }
+            None => {
+                distinct.store(streak + 1, Ordering::Relaxed);
+                numbered(strings)
+            }
+        }
+    }
+}
+
+/// The values as they are, behind keys that number the rows.
+fn numbered(strings: &StringArray) -> Result<ArrayRef> {
+    let keys = UInt16Array::new(
+        (0..strings.len()).map(|i| i as u16).collect(),
+        strings.nulls().cloned(),
+    );
+    Ok(Arc::new(DictionaryArray::try_new(
+        keys,
+        Arc::new(strings.clone()),
+    )?))
+}
+
+/// `strings` as a dictionary of its distinct values (in order of first appearance), or
+/// `None` when it has more than `limit` of them.
+fn interned_values(strings: &StringArray, limit: usize) -> Option<(Vec<u16>, Vec<i32>, Vec<u8>)> {
+    let hasher = foldhash::fast::FixedState::default();
+    let hash = |v: &[u8]| std::hash::BuildHasher::hash_one(&hasher, v);
+    let data = strings.value_data();
+    let offsets = strings.value_offsets();
+    let nulls = strings.nulls();
+    // (hash, key) of each distinct value.
+    let mut table: HashTable<(u64, u16)> = HashTable::with_capacity(64);
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut ends: Vec<i32> = vec![0];
+    let mut keys: Vec<u16> = Vec::with_capacity(strings.len());
+    for i in 0..strings.len() {
+        if nulls.is_some_and(|n| n.is_null(i)) {
+            keys.push(0);
+            continue;
+        }
+        let value = &data[offsets[i] as usize..offsets[i + 1] as usize];
+        let h = hash(value);
+        let found = table.find(h, |&(vh, k)| {
+            vh == h && bytes[ends[k as usize] as usize..ends[k as usize + 1] as usize] == *value
+        });
+        let key = match found {
+            Some(&(_, k)) => k,
+            None => {
+                let k = ends.len() - 1;
+                if k >= limit {
+                    return None;
+                }
+                bytes.extend_from_slice(value);
+                // At most the column's own bytes, whose offsets are i32 too.
+                ends.push(bytes.len() as i32);
+                // k < limit <= MAX_ROWS / 4: fits.
+                table.insert_unique(h, (h, k as u16), |&(vh, _)| vh);
+                k as u16
+            }
+        };
+        keys.push(key);
+    }
+    Some((keys, ends, bytes))
+}
+
+/// [`interned_values`] as a dictionary array.
+fn intern(strings: &StringArray, limit: usize) -> Option<DictionaryArray<UInt16Type>> {
+    let (keys, ends, bytes) = interned_values(strings, limit)?;
+    // The values are whole UTF-8 strings copied from a string array: valid.
+    let values = StringArray::try_new(
+        OffsetBuffer::new(ScalarBuffer::from(ends)),
+        Buffer::from_vec(bytes),
+        None,
+    )
+    .ok()?;
+    let keys = UInt16Array::new(keys.into(), strings.nulls().cloned());
+    DictionaryArray::try_new(keys, Arc::new(values)).ok()
+}
+
+/// A string column of a chunk: plain, or compact.
+enum Strings<'a> {
+    Plain(&'a StringArray),
+    Compact(
+        &'a [u16],
+        &'a StringArray,
+        Option<&'a arrow::buffer::NullBuffer>,
+    ),
+}
+
+impl<'a> Strings<'a> {
+    fn of(array: &'a dyn Array) -> Option<Self> {
+        if let Some(plain) = array.as_string_opt::<i32>() {
+            return Some(Self::Plain(plain));
+        }
+        let dictionary = array.as_dictionary_opt::<UInt16Type>()?;
+        let values = dictionary.values().as_string_opt::<i32>()?;
+        Some(Self::Compact(
+            dictionary.keys().values(),
+            values,
+            dictionary.keys().nulls(),
+        ))
+    }
+
+    fn value(&self, row: usize) -> Option<&'a str> {
+        match self {
+            Self::Plain(a) => a.is_valid(row).then(|| a.value(row)),
+            Self::Compact(keys, values, nulls) => {
+                if nulls.is_some_and(|n| n.is_null(row)) {
+                    return None;
+                }
+                let key = keys[row] as usize;
+                values.is_valid(key).then(|| values.value(key))
+            }
+        }
+    }
+}
+
+/// The rows `picks` ((array, row) pairs) of a column split over `arrays`, as a column of
+/// type `plain`: a string column (plain or compact) becomes plain strings, copied once;
+/// any other column is interleaved.
+pub(crate) fn gather(
+    arrays: &[&dyn Array],
+    picks: &[(usize, usize)],
+    plain: &DataType,
+) -> Result<ArrayRef> {
+    let strings: Option<Vec<Strings>> = match plain {
+        DataType::Utf8 => arrays.iter().map(|a| Strings::of(*a)).collect(),
+        _ => None,
+    };
+    let Some(strings) = strings.filter(|s| !s.is_empty()) else {
+        return Ok(arrow::compute::interleave(arrays, picks)?);
+    };
+    let mut bytes = 0usize;
+    for &(a, r) in picks {
+        bytes += strings[a].value(r).map_or(0, str::len);
+    }
+    let mut out = StringBuilder::with_capacity(picks.len(), bytes);
+    for &(a, r) in picks {
+        out.append_option(strings[a].value(r));
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// `batch` with its compact columns plain again (of `plain`, the schema it was compacted
+/// from).
+pub(crate) fn expand(batch: &RecordBatch, plain: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(plain.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(Arc::clone(column))
+            } else {
+                Ok(arrow::compute::cast(column, field.data_type())?)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(plain), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+
+    fn batch(schema: &SchemaRef, names: Vec<Option<String>>) -> RecordBatch {
+        let n = names.len() as i64;
+        RecordBatch::try_new(
+            Arc::clone(schema),
+            vec![
+                Arc::new(StringArray::from(names)),
+                Arc::new(Int64Array::from_iter_values(0..n)),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, false),
+        ]))
+    }
+
+    #[test]
+    fn repeated_strings_become_a_dictionary_and_gather_back_plain() {
+        let schema = schema();
+        let compactor = Compactor::new(&schema);
+        let values: Vec<Option<String>> = (0..1000)
+            .map(|i| (i % 7 != 0).then(|| ["Chrome", "Firefox", "Safari"][i % 3].to_string()))
+            .collect();
+        let plain = batch(&schema, values.clone());
+        let compact = compactor.compact(&plain).unwrap();
+        assert_eq!(compact.schema().field(0).data_type(), &dictionary_type());
+        let dictionary = compact.column(0).as_dictionary::<UInt16Type>();
+        assert_eq!(dictionary.values().len(), 3, "one entry per distinct value");
+        assert!(compact.get_array_memory_size() < plain.get_array_memory_size());
+        // Gather reverses the rows, from the compact batch and a plain copy alike.
+        let picks: Vec<(usize, usize)> = (0..1000).rev().map(|r| (r % 2, r)).collect();
+        let gathered = gather(
+            &[compact.column(0).as_ref(), plain.column(0).as_ref()],
+            &picks,
+            &DataType::Utf8,
+        )
+        .unwrap();
+        let expected: StringArray = values.iter().rev().cloned().collect();
+        assert_eq!(gathered.as_string::<i32>(), &expected);
+        assert_eq!(expand(&compact, &schema).unwrap(), plain);
+    }
+
+    #[test]
+    fn distinct_strings_keep_their_values_and_are_probed_next_time() {
+        let schema = schema();
+        let compactor = Compactor::new(&schema);
+        let distinct = |from: usize| {
+            batch(
+                &schema,
+                (from..from + 4096)
+                    .map(|i| Some(format!("row {i}")))
+                    .collect(),
+            )
+        };
+        for from in [0, 4096] {
+            let plain = distinct(from);
+            let compact = compactor.compact(&plain).unwrap();
+            let dictionary = compact.column(0).as_dictionary::<UInt16Type>();
+            assert_eq!(dictionary.values().as_ref(), plain.column(0).as_ref());
+            assert!(compactor.distinct[0].load(Ordering::Relaxed) > 0);
+            assert_eq!(expand(&compact, &schema).unwrap(), plain);
+        }
+        // Repeated values again: numbered without a look until the column is tried
+        // again, then a dictionary again.
+        let repeated = batch(
+            &schema,
+            (0..4096).map(|i| Some(format!("{}", i % 5))).collect(),
+        );
+        let dictionary_values = |b: &RecordBatch| {
+            compactor
+                .compact(b)
+                .unwrap()
+                .column(0)
+                .as_dictionary::<UInt16Type>()
+                .values()
+                .len()
+        };
+        for _ in 2..RETRY_EVERY {
+            assert_eq!(dictionary_values(&repeated), 4096);
+        }
+        assert_eq!(dictionary_values(&repeated), 5);
+        assert_eq!(compactor.distinct[0].load(Ordering::Relaxed), 0);
+        // A few rows leave the column's state alone.
+        let few = batch(&schema, (0..10).map(|i| Some(format!("{i}"))).collect());
+        assert_eq!(dictionary_values(&few), 10);
+        assert_eq!(dictionary_values(&repeated), 5);
+    }
+
+    #[test]
+    fn too_many_rows_is_an_error_not_a_wrong_key() {
+        let schema = schema();
+        let rows = MAX_ROWS + 1;
+        let big = batch(&schema, (0..rows).map(|_| Some("x".to_string())).collect());
+        assert!(Compactor::new(&schema).compact(&big).is_err());
+        let most = big.slice(0, MAX_ROWS);
+        let compact = Compactor::new(&schema).compact(&most).unwrap();
+        assert_eq!(compact.num_rows(), MAX_ROWS);
+    }
+}
