@@ -255,6 +255,87 @@ pub(crate) fn gather(
     Ok(Arc::new(out.finish()))
 }
 
+/// A string column of a chunk as one dictionary: the values of every batch's dictionary
+/// (of every row, for a plain batch) one after the other, without looking for
+/// duplicates, and where each batch's values start. Gathering rows from it copies a key
+/// per row instead of the string (the Parquet writer interns the values either way).
+pub(crate) struct ChunkDictionary {
+    values: ArrayRef,
+    starts: Vec<u32>,
+}
+
+impl ChunkDictionary {
+    /// The dictionary of a string column split over `arrays` (plain or compact); `None`
+    /// when a column is of another type, or its values would not fit one string array.
+    pub(crate) fn try_new(arrays: &[&dyn Array]) -> Result<Option<Self>> {
+        let mut parts: Vec<&dyn Array> = Vec::with_capacity(arrays.len());
+        let mut starts = Vec::with_capacity(arrays.len());
+        let (mut count, mut bytes) = (0usize, 0usize);
+        for array in arrays {
+            let values: &StringArray = match Strings::of(*array) {
+                Some(Strings::Plain(a)) => a,
+                Some(Strings::Compact(_, values, _)) => values,
+                None => return Ok(None),
+            };
+            starts.push(count as u32);
+            count += values.len();
+            let offsets = values.value_offsets();
+            bytes += (offsets[values.len()] - offsets[0]) as usize;
+            parts.push(values);
+        }
+        if count > u32::MAX as usize || bytes > i32::MAX as usize {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            values: arrow::compute::concat(&parts)?,
+            starts,
+        }))
+    }
+
+    /// The rows `picks` ((array, row) pairs) of the column, whose arrays are `arrays`
+    /// (the ones this dictionary was made from), as a dictionary array.
+    pub(crate) fn gather(
+        &self,
+        arrays: &[&dyn Array],
+        picks: &[(usize, usize)],
+    ) -> Result<ArrayRef> {
+        let sources: Vec<Strings> = arrays
+            .iter()
+            .map(|a| Strings::of(*a))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                datafusion::common::DataFusionError::Internal(
+                    "a chunk dictionary gathers string columns only".into(),
+                )
+            })?;
+        let mut keys: Vec<u32> = Vec::with_capacity(picks.len());
+        let mut nulls = arrow::array::NullBufferBuilder::new(picks.len());
+        for &(a, r) in picks {
+            let key = match &sources[a] {
+                Strings::Plain(values) => values.is_valid(r).then_some(r as u32),
+                Strings::Compact(k, _, n) => {
+                    n.is_none_or(|n| n.is_valid(r)).then(|| u32::from(k[r]))
+                }
+            };
+            match key {
+                Some(k) => {
+                    keys.push(self.starts[a] + k);
+                    nulls.append_non_null();
+                }
+                None => {
+                    keys.push(0);
+                    nulls.append_null();
+                }
+            }
+        }
+        let keys = arrow::array::UInt32Array::new(keys.into(), nulls.finish());
+        Ok(Arc::new(DictionaryArray::try_new(
+            keys,
+            Arc::clone(&self.values),
+        )?))
+    }
+}
+
 /// `batch` with its compact columns plain again (of `plain`, the schema it was compacted
 /// from).
 pub(crate) fn expand(batch: &RecordBatch, plain: &SchemaRef) -> Result<RecordBatch> {
@@ -367,6 +448,28 @@ mod tests {
         let few = batch(&schema, (0..10).map(|i| Some(format!("{i}"))).collect());
         assert_eq!(dictionary_values(&few), 10);
         assert_eq!(dictionary_values(&repeated), 5);
+    }
+
+    #[test]
+    fn a_chunk_dictionary_gathers_keys_that_read_as_the_strings() {
+        let schema = schema();
+        let compactor = Compactor::new(&schema);
+        let values: Vec<Option<String>> = (0..3000)
+            .map(|i| (i % 11 != 0).then(|| format!("v{}", i % 13)))
+            .collect();
+        let plain = batch(&schema, values.clone());
+        let compact = compactor.compact(&plain).unwrap();
+        let arrays = [compact.column(0).as_ref(), plain.column(0).as_ref()];
+        let dictionary = ChunkDictionary::try_new(&arrays).unwrap().unwrap();
+        let picks: Vec<(usize, usize)> = (0..3000).rev().map(|r| (r % 2, r)).collect();
+        let gathered = dictionary.gather(&arrays, &picks).unwrap();
+        let as_plain = arrow::compute::cast(&gathered, &DataType::Utf8).unwrap();
+        let expected: StringArray = values.iter().rev().cloned().collect();
+        assert_eq!(as_plain.as_string::<i32>(), &expected);
+        assert_eq!(gathered.null_count(), expected.null_count());
+        // Not a string column: no dictionary.
+        let numbers = [plain.column(1).as_ref()];
+        assert!(ChunkDictionary::try_new(&numbers).unwrap().is_none());
     }
 
     #[test]

@@ -40,7 +40,7 @@ use grove_common::{Interval, MsqFault};
 use grove_store::{DeepStorage, NewSegment};
 use tokio::task::JoinError;
 
-use crate::compact::{self, Compactor, MAX_ROWS, expand};
+use crate::compact::{self, ChunkDictionary, Compactor, MAX_ROWS, expand};
 use crate::counters::{Channel, StageCounters, WorkerCounters};
 use crate::exec::{
     ChunkQueue, ChunkShuffleExec, GeneratorSpec, SegmentGeneratorExec, ShuffleOutput, ShuffleSpec,
@@ -213,12 +213,15 @@ impl ChunkOrder {
     /// key columns are copied to sort; each output batch is gathered from the inputs
     /// (`interleave`), so sorting needs little memory beyond the input itself.
     ///
-    /// The rows come out as `plain` (the schema the pieces were compacted from).
+    /// The rows come out as `plain` (the schema the pieces were compacted from), or,
+    /// with `as_keys`, with each string column as keys into one dictionary of the chunk
+    /// ([`ChunkDictionary`]): what the segment writer takes without copying strings.
     fn sorted_slices(
         &self,
         pieces: &[Routed],
         rows: usize,
         plain: &SchemaRef,
+        as_keys: bool,
     ) -> Result<SortedSlices> {
         let pieces: Vec<&Routed> = pieces.iter().filter(|p| p.num_rows() > 0).collect();
         let total: usize = pieces.iter().map(|p| p.num_rows()).sum();
@@ -240,6 +243,7 @@ impl ChunkOrder {
             return Ok(SortedSlices {
                 ready: ready.into_iter(),
                 schema: Arc::clone(plain),
+                dictionaries: Vec::new(),
                 batches: Vec::new(),
                 locate: Vec::new(),
                 order: UInt32Array::from(Vec::<u32>::new()),
@@ -256,10 +260,39 @@ impl ChunkOrder {
                 Some(rows) => locate.extend(rows.values().iter().map(|&r| (b, r as usize))),
             }
         }
+        let batches: Vec<RecordBatch> = pieces.into_iter().map(|p| p.batch.clone()).collect();
+        let mut dictionaries = Vec::new();
+        let mut schema = Arc::clone(plain);
+        if as_keys {
+            let mut fields = Vec::with_capacity(plain.fields().len());
+            for (c, field) in plain.fields().iter().enumerate() {
+                let arrays: Vec<&dyn arrow::array::Array> =
+                    batches.iter().map(|b| b.column(c).as_ref()).collect();
+                let dictionary = match field.data_type() {
+                    arrow::datatypes::DataType::Utf8 => ChunkDictionary::try_new(&arrays)?,
+                    _ => None,
+                };
+                fields.push(match &dictionary {
+                    Some(_) => field.as_ref().clone().with_data_type(
+                        arrow::datatypes::DataType::Dictionary(
+                            Box::new(arrow::datatypes::DataType::UInt32),
+                            Box::new(arrow::datatypes::DataType::Utf8),
+                        ),
+                    ),
+                    None => field.as_ref().clone(),
+                });
+                dictionaries.push(dictionary);
+            }
+            schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+                fields,
+                plain.metadata().clone(),
+            ));
+        }
         Ok(SortedSlices {
             ready: Vec::new().into_iter(),
-            schema: Arc::clone(plain),
-            batches: pieces.into_iter().map(|p| p.batch.clone()).collect(),
+            schema,
+            dictionaries,
+            batches,
             locate,
             order,
             next: 0,
@@ -475,6 +508,9 @@ struct SortedSlices {
     ready: std::vec::IntoIter<RecordBatch>,
     /// Of the batches handed out.
     schema: SchemaRef,
+    /// Per column: the chunk's dictionary its rows are gathered as keys into (none:
+    /// gathered as plain values).
+    dictionaries: Vec<Option<ChunkDictionary>>,
     batches: Vec<RecordBatch>,
     locate: Vec<(usize, usize)>,
     order: UInt32Array,
@@ -517,7 +553,10 @@ impl SortedSlices {
         let column = |c: usize| {
             let arrays: Vec<&dyn arrow::array::Array> =
                 self.batches.iter().map(|b| b.column(c).as_ref()).collect();
-            compact::gather(&arrays, picks, self.schema.field(c).data_type())
+            match self.dictionaries.get(c).and_then(Option::as_ref) {
+                Some(dictionary) => dictionary.gather(&arrays, picks),
+                None => compact::gather(&arrays, picks, self.schema.field(c).data_type()),
+            }
         };
         let n = self.schema.fields().len();
         let Some(first) = self.batches.first().filter(|_| threads > 1 && n > 0) else {
@@ -1126,7 +1165,7 @@ impl ChunkJobContext {
                 );
             }
             sort.level0_total.fetch_add(1, Ordering::Relaxed);
-            let sorted = self.sort_off_thread(batches, 8 * batch_size).await?;
+            let sorted = self.sort_off_thread(batches, 8 * batch_size, true).await?;
             sort.level0_done.fetch_add(1, Ordering::Relaxed);
             for slice in sorted {
                 self.write(writer, &slice?).await?;
@@ -1142,8 +1181,10 @@ impl ChunkJobContext {
         sort.level1_total.fetch_add(1, Ordering::Relaxed);
         let mut streams: Vec<SendableRecordBatchStream> = Vec::new();
         if !batches.is_empty() {
-            let sorted: Vec<Result<RecordBatch>> =
-                self.sort_off_thread(batches, batch_size).await?.collect();
+            let sorted: Vec<Result<RecordBatch>> = self
+                .sort_off_thread(batches, batch_size, false)
+                .await?
+                .collect();
             streams.push(Box::pin(RecordBatchStreamAdapter::new(
                 Arc::clone(&self.schema),
                 futures::stream::iter(sorted),
@@ -1158,7 +1199,7 @@ impl ChunkJobContext {
                 .map(Routed::whole)
                 .collect();
             let sorted = self
-                .sort_off_thread(run, batch_size)
+                .sort_off_thread(run, batch_size, false)
                 .await?
                 .collect::<Result<Vec<_>>>()?;
             if let Some((file, largest)) =
@@ -1213,11 +1254,16 @@ impl ChunkJobContext {
 
     /// Sorts `batches` on a blocking thread: a sort of millions of rows has no await
     /// point, and a cancel must not wait for it (the abandoned sort finishes unseen).
-    async fn sort_off_thread(&self, batches: Vec<Routed>, rows: usize) -> Result<SortedSlices> {
+    async fn sort_off_thread(
+        &self,
+        batches: Vec<Routed>,
+        rows: usize,
+        keys: bool,
+    ) -> Result<SortedSlices> {
         let order = self.order.clone();
         let plain = Arc::clone(&self.schema);
         let sorted =
-            tokio::task::spawn_blocking(move || order.sorted_slices(&batches, rows, &plain))
+            tokio::task::spawn_blocking(move || order.sorted_slices(&batches, rows, &plain, keys))
                 .await
                 .map_err(|e| {
                     DataFusionError::Execution(format!("sorting a time chunk failed: {e}"))
@@ -1295,7 +1341,7 @@ mod tests {
             columns: vec![0, 1],
         };
         let sorted: Vec<RecordBatch> = order
-            .sorted_slices(&batches, 4, &schema)
+            .sorted_slices(&batches, 4, &schema, false)
             .expect("sort")
             .collect::<Result<_>>()
             .expect("slices");
@@ -1320,7 +1366,7 @@ mod tests {
         let tags_sorted = tags(&sorted);
         // Gathered column by column on two threads: the same batches.
         let threaded: Vec<RecordBatch> = order
-            .sorted_slices(&batches, 4, &schema)
+            .sorted_slices(&batches, 4, &schema, false)
             .expect("sort")
             .with_threads(ThreadShare::new(2))
             .collect::<Result<_>>()
@@ -1335,18 +1381,34 @@ mod tests {
             .expect("compact");
         for threads in [1, 2] {
             let from_compact: Vec<RecordBatch> = order
-                .sorted_slices(&compacted, 4, &schema)
+                .sorted_slices(&compacted, 4, &schema, false)
                 .expect("sort")
                 .with_threads(ThreadShare::new(threads))
                 .collect::<Result<_>>()
                 .expect("slices");
             assert_eq!(from_compact, sorted);
+            // As keys into one dictionary of the chunk: the same values.
+            let as_keys: Vec<RecordBatch> = order
+                .sorted_slices(&compacted, 4, &schema, true)
+                .expect("sort")
+                .with_threads(ThreadShare::new(threads))
+                .collect::<Result<_>>()
+                .expect("slices");
+            assert!(matches!(
+                as_keys[0].column(0).data_type(),
+                DataType::Dictionary(..)
+            ));
+            let as_plain: Vec<RecordBatch> = as_keys
+                .iter()
+                .map(|b| compact::expand(b, &schema).expect("plain"))
+                .collect();
+            assert_eq!(as_plain, sorted);
         }
         // NULL keys first (by time), then "a" (a tie at time 7: input order), then "b".
         assert_eq!(tags_sorted, [5, 1, 2, 3, 4, 0]);
         // `__time` alone: ties still in input order.
         let by_time: Vec<RecordBatch> = ChunkOrder { columns: vec![1] }
-            .sorted_slices(&batches, 100, &schema)
+            .sorted_slices(&batches, 100, &schema, false)
             .expect("sort")
             .collect::<Result<_>>()
             .expect("slices");
@@ -1361,12 +1423,12 @@ mod tests {
         assert_eq!(copy.batch.num_rows(), 2);
         for rows in [1, 100] {
             let from_part: Vec<RecordBatch> = order
-                .sorted_slices(&[part.clone(), batches[2].clone()], rows, &schema)
+                .sorted_slices(&[part.clone(), batches[2].clone()], rows, &schema, false)
                 .expect("sort")
                 .collect::<Result<_>>()
                 .expect("slices");
             let from_copy: Vec<RecordBatch> = order
-                .sorted_slices(&[copy.clone(), batches[2].clone()], rows, &schema)
+                .sorted_slices(&[copy.clone(), batches[2].clone()], rows, &schema, false)
                 .expect("sort")
                 .collect::<Result<_>>()
                 .expect("slices");
@@ -1379,7 +1441,7 @@ mod tests {
             rows: Some(UInt32Array::from(vec![1u32, 2])),
         };
         let ready: Vec<RecordBatch> = ChunkOrder { columns: vec![2] }
-            .sorted_slices(&[in_order], 10, &schema)
+            .sorted_slices(&[in_order], 10, &schema, false)
             .expect("sort")
             .collect::<Result<_>>()
             .expect("slices");

@@ -175,11 +175,21 @@ impl SegmentWriter {
         let Some(converter) = &self.converter else {
             return Ok(None);
         };
+        // A column may come as keys into a dictionary of its values (stage 1 hands
+        // strings over that way): the key is made of the values.
         let cols: Vec<_> = self
             .range_indices
             .iter()
-            .map(|&i| Arc::clone(batch.column(i)))
-            .collect();
+            .map(|&i| {
+                let column = batch.column(i);
+                let plain = self.schema.field(i).data_type();
+                if column.data_type() == plain {
+                    Ok(Arc::clone(column))
+                } else {
+                    arrow::compute::cast(column, plain)
+                }
+            })
+            .collect::<std::result::Result<_, _>>()?;
         Ok(Some(converter.convert_columns(&cols)?))
     }
 
