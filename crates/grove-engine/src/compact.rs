@@ -122,16 +122,22 @@ impl Compactor {
     }
 }
 
-/// The values as they are, behind keys that number the rows.
+/// The values as they are, behind keys that number the rows. A slice of a larger array
+/// is copied: it would hold (and count) the whole array's bytes.
 fn numbered(strings: &StringArray) -> Result<ArrayRef> {
     let keys = UInt16Array::new(
         (0..strings.len()).map(|i| i as u16).collect(),
         strings.nulls().cloned(),
     );
-    Ok(Arc::new(DictionaryArray::try_new(
-        keys,
-        Arc::new(strings.clone()),
-    )?))
+    let offsets = strings.value_offsets();
+    let whole = offsets.first() == Some(&0)
+        && offsets.last().map(|&end| end as usize) == Some(strings.value_data().len());
+    let values = if whole {
+        strings.clone()
+    } else {
+        strings.iter().collect()
+    };
+    Ok(Arc::new(DictionaryArray::try_new(keys, Arc::new(values))?))
 }
 
 /// `strings` as a dictionary of its distinct values (in order of first appearance), or
@@ -167,7 +173,7 @@ fn interned_values(strings: &StringArray, limit: usize) -> Option<(Vec<u16>, Vec
                 bytes.extend_from_slice(value);
                 // At most the column's own bytes, whose offsets are i32 too.
                 ends.push(bytes.len() as i32);
-                // k < limit <= MAX_ROWS / 4: fits.
+                // k < limit <= MAX_ROWS / 2: fits.
                 table.insert_unique(h, (h, k as u16), |&(vh, _)| vh);
                 k as u16
             }
@@ -481,5 +487,15 @@ mod tests {
         let most = big.slice(0, MAX_ROWS);
         let compact = Compactor::new(&schema).compact(&most).unwrap();
         assert_eq!(compact.num_rows(), MAX_ROWS);
+        // Distinct values of a slice: numbered, holding the slice's bytes only.
+        let distinct = batch(
+            &schema,
+            (0..rows).map(|i| Some(format!("{i:06}"))).collect(),
+        );
+        let part = distinct.slice(1, MAX_ROWS);
+        let compact = Compactor::new(&schema).compact(&part).unwrap();
+        let values = Arc::clone(compact.column(0).as_dictionary::<UInt16Type>().values());
+        assert_eq!(values.as_string::<i32>().value_data().len(), 6 * MAX_ROWS);
+        assert_eq!(expand(&compact, &schema).unwrap(), part);
     }
 }
