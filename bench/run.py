@@ -15,7 +15,8 @@ $BENCH_WORK/grove, then for every round and scenario POSTs the scenario's Druid 
 wall = POST to SUCCESS. Peak memory = the server's VmHWM, reset before each task through
 /proc/<pid>/clear_refs. Peers: `python3 bench/peers.py PEER SCEN`, timed inside their process with
 imports excluded. Grove and the peers alternate (one of each per round), so load from elsewhere on
-the machine hits them alike. Results are appended to $BENCH_WORK/out/bench.jsonl.
+the machine hits them alike. After each Grove task its segments are read back (pyarrow): all
+rows, each file sorted, strings typed as strings. Results are appended to $BENCH_WORK/out/bench.jsonl.
 Q1 is the query scenario (not run by default): see bench/queries.py.
 """
 import argparse
@@ -135,6 +136,40 @@ class Grove:
             self.proc.kill()
 
 
+def check_grove_output(scen, task, rows_out):
+    """Reads the segments Grove's task wrote: every row is there (the input's row count;
+    for the rollup, the report's), every file is in the scenario's order (nulls first, as
+    Druid sorts), and string columns read back as strings. Exits on a wrong output; says
+    so and goes on when pyarrow is not installed."""
+    try:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+    except ImportError:
+        print("pyarrow missing: Grove's output not checked", file=sys.stderr)
+        return
+    import glob
+    ds, _, kind = SCENARIOS[scen]
+    paths = glob.glob(os.path.join(WORK, "grove", "segments", "*", "*", task, "*.parquet"))
+    order = ["__time"] if kind == "sort_time" else ["browser", "country", "__time"]
+    rows = 0
+    for path in paths:
+        table = pq.read_table(path, columns=order)
+        rows += table.num_rows
+        for name in order[:-1]:
+            if table.schema.field(name).type != pa.string():
+                sys.exit(f"Grove {scen}: {path}: {name} reads as {table.schema.field(name).type}")
+        keys = [(c, "ascending", "at_start") for c in order]
+        idx = pc.sort_indices(table, sort_keys=keys).to_numpy()
+        if not np.array_equal(idx, np.arange(table.num_rows)):
+            sys.exit(f"Grove {scen}: {path} is not sorted by {', '.join(order)}")
+    want = rows_out if kind == "rollup" else manifest(ds)["rows"]
+    if rows != want or rows != rows_out:
+        sys.exit(f"Grove {scen}: {rows} rows in {len(paths)} segment files, expected {want} "
+                 f"(the report says {rows_out})")
+
+
 def run_peer(peer, scen):
     p = subprocess.run([sys.executable, os.path.join(HERE, "peers.py"), peer, scen],
                        capture_output=True, text=True, env={**os.environ, "BENCH_WORK": WORK})
@@ -227,6 +262,7 @@ def main():
                         print(json.dumps(r), file=sys.stderr)
                 if grove:
                     r = grove.run(s, a.max_num_tasks, json.loads(a.context))
+                    check_grove_output(s, r["task"], r["rows_out"])
                     r["round"] = rnd
                     results.append(r)
                     log.write(json.dumps(r) + "\n")
