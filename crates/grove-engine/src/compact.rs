@@ -25,9 +25,30 @@ use hashbrown::HashTable;
 /// Rows per compact batch: every key fits in 16 bits.
 pub(crate) const MAX_ROWS: usize = 1 << 16;
 
-/// The type a string column is held as.
-fn dictionary_type() -> DataType {
-    DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8))
+/// `plain` with the fields for which `as_dictionary(index)` holds typed as dictionaries
+/// of strings with `key` keys.
+fn with_dictionaries(
+    plain: &SchemaRef,
+    key: DataType,
+    as_dictionary: impl Fn(usize) -> bool,
+) -> SchemaRef {
+    let fields: Vec<Field> = plain
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let field = f.as_ref().clone();
+            if as_dictionary(i) {
+                field.with_data_type(DataType::Dictionary(
+                    Box::new(key.clone()),
+                    Box::new(DataType::Utf8),
+                ))
+            } else {
+                field
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, plain.metadata().clone()))
 }
 
 /// Turns batches of one schema into compact batches of another.
@@ -50,16 +71,10 @@ const MIN_ROWS: usize = 2048;
 impl Compactor {
     /// For batches of `plain` (its string columns are held as dictionaries).
     pub(crate) fn new(plain: &SchemaRef) -> Self {
-        let fields: Vec<Field> = plain
-            .fields()
-            .iter()
-            .map(|f| match f.data_type() {
-                DataType::Utf8 => f.as_ref().clone().with_data_type(dictionary_type()),
-                _ => f.as_ref().clone(),
-            })
-            .collect();
         Self {
-            schema: Arc::new(Schema::new_with_metadata(fields, plain.metadata().clone())),
+            schema: with_dictionaries(plain, DataType::UInt16, |i| {
+                plain.field(i).data_type() == &DataType::Utf8
+            }),
             distinct: plain.fields().iter().map(|_| AtomicU32::new(0)).collect(),
         }
     }
@@ -271,6 +286,25 @@ pub(crate) struct ChunkDictionary {
 }
 
 impl ChunkDictionary {
+    /// The dictionary of every string column of `plain` split over `batches` (plain or
+    /// compact; `None` for other columns), and the schema of rows gathered with them
+    /// (those columns as `Dictionary(UInt32, Utf8)`).
+    pub(crate) fn for_columns(
+        batches: &[RecordBatch],
+        plain: &SchemaRef,
+    ) -> Result<(SchemaRef, Vec<Option<Self>>)> {
+        let mut dictionaries = Vec::with_capacity(plain.fields().len());
+        for (c, field) in plain.fields().iter().enumerate() {
+            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            dictionaries.push(match field.data_type() {
+                DataType::Utf8 => Self::try_new(&arrays)?,
+                _ => None,
+            });
+        }
+        let schema = with_dictionaries(plain, DataType::UInt32, |i| dictionaries[i].is_some());
+        Ok((schema, dictionaries))
+    }
+
     /// The dictionary of a string column split over `arrays` (plain or compact); `None`
     /// when a column is of another type, or its values would not fit one string array.
     pub(crate) fn try_new(arrays: &[&dyn Array]) -> Result<Option<Self>> {
@@ -364,6 +398,11 @@ pub(crate) fn expand(batch: &RecordBatch, plain: &SchemaRef) -> Result<RecordBat
 mod tests {
     use super::*;
     use arrow::array::Int64Array;
+
+    /// The type a string column is held as.
+    fn dictionary_type() -> DataType {
+        DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8))
+    }
 
     fn batch(schema: &SchemaRef, names: Vec<Option<String>>) -> RecordBatch {
         let n = names.len() as i64;

@@ -210,8 +210,8 @@ impl ChunkOrder {
     }
 
     /// The rows of `pieces` in sorted order, as batches of at most `rows` rows. Only the
-    /// key columns are copied to sort; each output batch is gathered from the inputs
-    /// (`interleave`), so sorting needs little memory beyond the input itself.
+    /// key columns are copied to sort; each output batch is gathered from the inputs, so
+    /// sorting needs little memory beyond the input itself.
     ///
     /// The rows come out as `plain` (the schema the pieces were compacted from), or,
     /// with `as_keys`, with each string column as keys into one dictionary of the chunk
@@ -261,33 +261,11 @@ impl ChunkOrder {
             }
         }
         let batches: Vec<RecordBatch> = pieces.into_iter().map(|p| p.batch.clone()).collect();
-        let mut dictionaries = Vec::new();
-        let mut schema = Arc::clone(plain);
-        if as_keys {
-            let mut fields = Vec::with_capacity(plain.fields().len());
-            for (c, field) in plain.fields().iter().enumerate() {
-                let arrays: Vec<&dyn arrow::array::Array> =
-                    batches.iter().map(|b| b.column(c).as_ref()).collect();
-                let dictionary = match field.data_type() {
-                    arrow::datatypes::DataType::Utf8 => ChunkDictionary::try_new(&arrays)?,
-                    _ => None,
-                };
-                fields.push(match &dictionary {
-                    Some(_) => field.as_ref().clone().with_data_type(
-                        arrow::datatypes::DataType::Dictionary(
-                            Box::new(arrow::datatypes::DataType::UInt32),
-                            Box::new(arrow::datatypes::DataType::Utf8),
-                        ),
-                    ),
-                    None => field.as_ref().clone(),
-                });
-                dictionaries.push(dictionary);
-            }
-            schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(
-                fields,
-                plain.metadata().clone(),
-            ));
-        }
+        let (schema, dictionaries) = if as_keys {
+            ChunkDictionary::for_columns(&batches, plain)?
+        } else {
+            (Arc::clone(plain), Vec::new())
+        };
         Ok(SortedSlices {
             ready: Vec::new().into_iter(),
             schema,
@@ -1258,16 +1236,15 @@ impl ChunkJobContext {
         &self,
         batches: Vec<Routed>,
         rows: usize,
-        keys: bool,
+        as_keys: bool,
     ) -> Result<SortedSlices> {
         let order = self.order.clone();
         let plain = Arc::clone(&self.schema);
-        let sorted =
-            tokio::task::spawn_blocking(move || order.sorted_slices(&batches, rows, &plain, keys))
-                .await
-                .map_err(|e| {
-                    DataFusionError::Execution(format!("sorting a time chunk failed: {e}"))
-                })??;
+        let sorted = tokio::task::spawn_blocking(move || {
+            order.sorted_slices(&batches, rows, &plain, as_keys)
+        })
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("sorting a time chunk failed: {e}")))??;
         Ok(sorted.with_threads(self.threads.clone()))
     }
 
@@ -1380,20 +1357,17 @@ mod tests {
             .collect::<Result<_>>()
             .expect("compact");
         for threads in [1, 2] {
-            let from_compact: Vec<RecordBatch> = order
-                .sorted_slices(&compacted, 4, &schema, false)
-                .expect("sort")
-                .with_threads(ThreadShare::new(threads))
-                .collect::<Result<_>>()
-                .expect("slices");
-            assert_eq!(from_compact, sorted);
+            let sort = |as_keys| -> Vec<RecordBatch> {
+                order
+                    .sorted_slices(&compacted, 4, &schema, as_keys)
+                    .expect("sort")
+                    .with_threads(ThreadShare::new(threads))
+                    .collect::<Result<_>>()
+                    .expect("slices")
+            };
+            assert_eq!(sort(false), sorted);
             // As keys into one dictionary of the chunk: the same values.
-            let as_keys: Vec<RecordBatch> = order
-                .sorted_slices(&compacted, 4, &schema, true)
-                .expect("sort")
-                .with_threads(ThreadShare::new(threads))
-                .collect::<Result<_>>()
-                .expect("slices");
+            let as_keys = sort(true);
             assert!(matches!(
                 as_keys[0].column(0).data_type(),
                 DataType::Dictionary(..)
