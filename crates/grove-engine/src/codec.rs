@@ -6,12 +6,8 @@
 //! is made anew where the plan is decoded. Grove's SQL functions travel by name and are
 //! found in the decoding session's function registry.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
-use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
@@ -19,7 +15,8 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use grove_input::{ExternScanExec, ScanDescriptor};
 use serde::{Deserialize, Serialize};
 
-use crate::exec::{ChunkShuffleExec, GeneratorSpec, SegmentGeneratorExec, ShuffleSpec};
+use crate::generator_exec::{GeneratorSpec, SegmentGeneratorExec};
+use crate::shuffle_exec::{ChunkShuffleExec, ShuffleSpec};
 
 /// Grove's operators for datafusion-proto.
 #[derive(Debug, Default, Clone, Copy)]
@@ -30,25 +27,22 @@ pub struct GroveCodec;
 enum Node {
     ExternScan(Box<ScanDescriptor>),
     ChunkShuffle(ShuffleSpec),
-    SegmentGenerator {
-        /// The rows' schema as an Arrow IPC stream with no batches.
-        rows: Vec<u8>,
-        spec: GeneratorSpec,
-    },
+    SegmentGenerator(GeneratorSpec),
 }
 
 fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
-fn schema_to_ipc(schema: &SchemaRef) -> Result<Vec<u8>> {
-    let mut writer = StreamWriter::try_new(Vec::new(), schema)?;
-    writer.finish()?;
-    Ok(writer.into_inner()?)
-}
-
-fn schema_from_ipc(bytes: &[u8]) -> Result<SchemaRef> {
-    Ok(StreamReader::try_new(Cursor::new(bytes), None)?.schema())
+/// The one input of an operator being decoded.
+fn single_input<'a>(
+    inputs: &'a [Arc<dyn ExecutionPlan>],
+    name: &str,
+) -> Result<&'a Arc<dyn ExecutionPlan>> {
+    match inputs {
+        [input] => Ok(input),
+        _ => Err(DataFusionError::Internal(format!("{name} takes one input"))),
+    }
 }
 
 impl PhysicalExtensionCodec for GroveCodec {
@@ -63,15 +57,20 @@ impl PhysicalExtensionCodec for GroveCodec {
         Ok(match node {
             Node::ExternScan(d) => Arc::new(ExternScanExec::from_descriptor(*d)?),
             Node::ChunkShuffle(spec) => {
-                let [input] = inputs else {
-                    return Err(DataFusionError::Internal(
-                        "ChunkShuffleExec takes one input".into(),
-                    ));
-                };
+                let input = single_input(inputs, "ChunkShuffleExec")?;
                 Arc::new(ChunkShuffleExec::try_new(Arc::clone(input), spec)?)
             }
-            Node::SegmentGenerator { rows, spec } => {
-                Arc::new(SegmentGeneratorExec::new(schema_from_ipc(&rows)?, spec))
+            Node::SegmentGenerator(spec) => {
+                let input = single_input(inputs, "SegmentGeneratorExec")?;
+                // Druid's stage 1 is counted by the shuffle and the generator together.
+                let counters = input
+                    .downcast_ref::<ChunkShuffleExec>()
+                    .map(|s| Arc::clone(s.read_counters()));
+                Arc::new(SegmentGeneratorExec::try_new(
+                    Arc::clone(input),
+                    spec,
+                    counters,
+                )?)
             }
         })
     }
@@ -87,10 +86,7 @@ impl PhysicalExtensionCodec for GroveCodec {
         } else if let Some(shuffle) = node.downcast_ref::<ChunkShuffleExec>() {
             Node::ChunkShuffle(shuffle.spec().clone())
         } else if let Some(generator) = node.downcast_ref::<SegmentGeneratorExec>() {
-            Node::SegmentGenerator {
-                rows: schema_to_ipc(generator.rows_schema())?,
-                spec: generator.spec().clone(),
-            }
+            Node::SegmentGenerator(generator.spec().clone())
         } else {
             return Err(DataFusionError::NotImplemented(format!(
                 "GroveCodec cannot encode {}",
@@ -104,30 +100,25 @@ impl PhysicalExtensionCodec for GroveCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::GroveContext;
-    use crate::stages::ChunkOrder;
-    use crate::writer::WriterConfig;
+    use crate::{GroveContext, IngestNode, PreparedKind};
     use datafusion::physical_plan::displayable;
     use datafusion_proto::bytes::{
         physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
     };
     use futures::StreamExt;
-    use grove_common::Granularity;
-    use grove_common::fault::{MAX_BUCKETS, MAX_PARTITIONS};
-    use grove_common::types::{TIME_COLUMN, storage_type_for_field};
+    use grove_common::QueryContext;
     use grove_store::NewSegment;
 
-    async fn collect(
-        plan: &dyn ExecutionPlan,
-        ctx: &Arc<TaskContext>,
-    ) -> Vec<arrow::array::RecordBatch> {
+    /// Every segment a plan describes, from all its partitions.
+    async fn segments(plan: &dyn ExecutionPlan, ctx: &Arc<TaskContext>) -> Vec<NewSegment> {
         let mut out = Vec::new();
         for p in 0..plan.properties().partitioning.partition_count() {
             let mut stream = plan.execute(p, Arc::clone(ctx)).unwrap();
             while let Some(batch) = stream.next().await {
-                out.push(batch.unwrap());
+                out.extend(SegmentGeneratorExec::segments(&batch.unwrap()).unwrap());
             }
         }
+        out.sort_by_key(|s| (s.interval, s.path.clone()));
         out
     }
 
@@ -143,11 +134,12 @@ mod tests {
         decoded
     }
 
-    /// Stage 0 over a SELECT of an EXTERN scan (with Grove's TIME_PARSE), and stage 1,
-    /// each encoded, decoded and run from the decoded plan: 300 rows over three days
-    /// become nine segments of at most 40 rows.
+    /// An INSERT's physical plan (EXTERN scan with Grove's TIME_PARSE, shuffle, segment
+    /// generator) is encoded, decoded in a fresh session with other deep storage, and run
+    /// there: the same segments as the plan run where it was made (300 rows over three
+    /// days become nine segments of at most 40 rows).
     #[tokio::test]
-    async fn both_stages_round_trip_through_datafusion_proto() {
+    async fn an_ingest_plan_round_trips_and_runs_in_a_fresh_session() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("rows.json");
         let rows: String = (0..300)
@@ -161,93 +153,62 @@ mod tests {
             })
             .collect();
         std::fs::write(&file, rows).unwrap();
-        let grove = GroveContext::open(dir.path().join("var")).await.unwrap();
-        let df = grove
-            .sql(&format!(
-                "SELECT TIME_PARSE(ts) AS __time, page, n FROM TABLE(EXTERN(\
-                 '{{\"type\":\"local\",\"files\":[\"{}\"]}}', '{{\"type\":\"json\"}}', \
-                 '[{{\"name\":\"ts\",\"type\":\"string\"}},{{\"name\":\"page\",\"type\":\"string\"}},{{\"name\":\"n\",\"type\":\"long\"}}]'))",
-                file.display()
-            ))
-            .await
-            .unwrap();
-        let ctx = Arc::new(df.task_ctx());
-        let select = df.create_physical_plan().await.unwrap();
-        let schema = select.schema();
-        let writer = WriterConfig {
-            data_source: "codec".into(),
-            task_id: "query-codec".into(),
-            granularity: Granularity::from_name("DAY").unwrap(),
-            rows_per_segment: 40,
-            replace_intervals: None,
-            range_dimensions: vec![],
-            columns: schema
-                .fields()
-                .iter()
-                .map(|f| (f.name().clone(), storage_type_for_field(f).unwrap()))
-                .collect(),
-            max_partitions: MAX_PARTITIONS,
-            max_buckets: MAX_BUCKETS,
-        };
-        let order = ChunkOrder {
-            columns: vec![schema.index_of(TIME_COLUMN).unwrap()],
-        };
-
-        let stage0: Arc<dyn ExecutionPlan> = Arc::new(
-            ChunkShuffleExec::try_new(
-                select,
-                ShuffleSpec {
-                    writer: writer.clone(),
-                    order: order.clone(),
-                    workers: 2,
-                },
-            )
-            .unwrap(),
+        let sql = format!(
+            "INSERT INTO codec SELECT TIME_PARSE(ts) AS __time, page, n FROM TABLE(EXTERN(\
+             '{{\"type\":\"local\",\"files\":[\"{}\"]}}', '{{\"type\":\"json\"}}', \
+             '[{{\"name\":\"ts\",\"type\":\"string\"}},{{\"name\":\"page\",\"type\":\"string\"}},{{\"name\":\"n\",\"type\":\"long\"}}]')) \
+             PARTITIONED BY DAY",
+            file.display()
         );
-        let decoded0 = round_trip(&stage0, &ctx);
-        let routed: u64 = collect(decoded0.as_ref(), &ctx)
-            .await
-            .iter()
-            .map(|b| {
-                b.column(0)
-                    .as_any()
-                    .downcast_ref::<arrow::array::UInt64Array>()
-                    .unwrap()
-                    .value(0)
-            })
-            .sum();
-        assert_eq!(routed, 300);
-        let shuffle = decoded0.downcast_ref::<ChunkShuffleExec>().unwrap();
-        assert_eq!(shuffle.counters().total(|w| &w.output.rows), 300);
-        let output = shuffle.take_output().unwrap();
-        assert_eq!(output.chunks.len(), 3);
+        let mut context = QueryContext::new();
+        context.set("rowsPerSegment", 40.into()).unwrap();
+        context.set("maxNumTasks", 3.into()).unwrap();
+        let here = GroveContext::open(dir.path().join("here")).await.unwrap();
+        let prepared = here.prepare(&sql, &context).await.unwrap();
+        let PreparedKind::Ingest(plan) = &prepared.kind else {
+            panic!("an ingest");
+        };
+        let logical = IngestNode::try_new(plan, &prepared.task_id, &prepared.context)
+            .unwrap()
+            .into_plan();
+        let physical = prepared.state.create_physical_plan(&logical).await.unwrap();
+        let local = segments(physical.as_ref(), &prepared.state.task_ctx()).await;
 
-        let stage1: Arc<dyn ExecutionPlan> = Arc::new(SegmentGeneratorExec::new(
-            Arc::clone(&schema),
-            GeneratorSpec {
-                writer,
-                order,
-                output: (0..schema.fields().len()).collect(),
-                slots: 2,
-                workers: 2,
-            },
-        ));
-        let decoded1 = round_trip(&stage1, &ctx);
-        let generator = decoded1.downcast_ref::<SegmentGeneratorExec>().unwrap();
-        assert_eq!(generator.rows_schema(), &schema);
-        generator.feed(output, None).unwrap();
-        let segments: Vec<NewSegment> = collect(decoded1.as_ref(), &ctx)
-            .await
-            .iter()
-            .flat_map(|b| SegmentGeneratorExec::segments(b).unwrap())
-            .collect();
-        assert_eq!(segments.len(), 9);
-        assert_eq!(segments.iter().map(|s| s.num_rows).sum::<u64>(), 300);
-        assert!(segments.iter().all(|s| s.num_rows <= 40));
-        for s in &segments {
+        let there = GroveContext::open(dir.path().join("there")).await.unwrap();
+        let fresh = there.prepare("SELECT 1", &context).await.unwrap();
+        let ctx = fresh.state.task_ctx();
+        let decoded = round_trip(&physical, &ctx);
+        let remote = segments(decoded.as_ref(), &ctx).await;
+
+        assert_eq!(remote.len(), 9);
+        assert_eq!(remote.iter().map(|s| s.num_rows).sum::<u64>(), 300);
+        assert!(remote.iter().all(|s| s.num_rows <= 40));
+        let shape = |s: &[NewSegment]| -> Vec<_> {
+            s.iter()
+                .map(|s| (s.interval, s.num_rows, s.range.clone(), s.size))
+                .collect()
+        };
+        assert_eq!(shape(&remote), shape(&local));
+        for s in &remote {
             let path = s.load_spec["path"].as_str().unwrap();
+            assert!(path.contains("there"), "{path}");
             assert!(std::path::Path::new(path).exists(), "{path}");
         }
+        // Both stages counted every row in the decoded plan too.
+        let generator = decoded.downcast_ref::<SegmentGeneratorExec>().unwrap();
+        assert_eq!(generator.counters().total(|w| &w.input.rows), 300);
+        let shuffle = decoded.children()[0]
+            .downcast_ref::<ChunkShuffleExec>()
+            .unwrap();
+        assert_eq!(shuffle.counters().total(|w| &w.output.rows), 300);
+        // A plan can run again: a second run of the decoded plan writes the same.
+        for s in &remote {
+            std::fs::remove_file(s.load_spec["path"].as_str().unwrap()).unwrap();
+        }
+        assert_eq!(
+            shape(&segments(decoded.as_ref(), &ctx).await),
+            shape(&local)
+        );
     }
 
     #[test]

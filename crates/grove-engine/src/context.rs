@@ -25,6 +25,7 @@ use grove_sql::{
 use grove_store::{DeepStorage, DruidSchema, MetadataStore};
 
 use crate::ingest::{IngestSummary, execute_ingest, task_id_for};
+use crate::planner::GroveQueryPlanner;
 
 /// How [`GroveContext::open_with`] sets up the process.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +51,16 @@ pub(crate) struct StageWorkers {
     /// Partitions run at once: every worker gets `cores / workers` threads (at least
     /// one), so this is `max(workers, cores)`.
     pub(crate) partitions: usize,
+}
+
+impl StageWorkers {
+    /// One worker on one partition (a session Grove did not set up for a statement).
+    pub(crate) fn single() -> Self {
+        Self {
+            workers: 1,
+            partitions: 1,
+        }
+    }
 }
 
 /// The default memory budget: 1 GiB, or a quarter of the machine's memory when that is
@@ -238,6 +249,15 @@ impl GroveContext {
         metadata: Arc<MetadataStore>,
         deep: DeepStorage,
     ) -> Result<Self> {
+        {
+            // Grove's planner (DataFusion's, plus the ingest's operators) replaces the
+            // session's, in place: every clone of `ctx` plans ingests too.
+            let state = ctx.state_ref();
+            let mut state = state.write();
+            *state = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone())
+                .with_query_planner(Arc::new(GroveQueryPlanner))
+                .build();
+        }
         for udf in grove_sql::functions::all() {
             ctx.register_udf(Arc::unwrap_or_clone(udf));
         }

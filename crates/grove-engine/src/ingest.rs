@@ -1,28 +1,30 @@
 //! Runs an INSERT/REPLACE: plan, sort by the cluster key, write segments, publish
 //! atomically. A statement that fails leaves no visible segment and no files.
 
-use datafusion::common::{DataFusionError, Result};
-use datafusion::execution::SessionState;
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use datafusion::common::runtime::JoinSet;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::{SessionState, TaskContext};
 use datafusion::physical_plan::ExecutionPlan;
-use grove_common::fault::CancelReason;
-use grove_common::fault::{MAX_BUCKETS, MAX_PARTITIONS};
-use grove_common::types::TIME_COLUMN;
+use futures::StreamExt;
+use grove_common::fault::{CancelReason, MAX_PARTITIONS};
 use grove_common::{MsqFault, QueryContext};
 use grove_input::{ExternScanExec, ScanCounters};
 use grove_sql::{IngestKind, IngestPlan};
 use grove_store::{
-    DataSegment, DeepStorage, MetadataStore, PublishMode, PublishRequest, SegmentScans,
+    DataSegment, DeepStorage, MetadataStore, NewSegment, PublishMode, PublishRequest, SegmentScans,
 };
 use object_store::path::Path as ObjectPath;
 
 use crate::context::StageWorkers;
-use crate::stages::{ChunkOrder, IngestStages};
+use crate::counters::StageCounters;
+use crate::generator_exec::SegmentGeneratorExec;
+use crate::node::IngestNode;
+use crate::shuffle_exec::{ChunkShuffleExec, worker_failed};
 use crate::task::{TaskControl, TaskPhase};
-use crate::writer::WriterConfig;
 
 /// What an ingest published.
 #[derive(Debug, Clone)]
@@ -49,7 +51,10 @@ pub(crate) fn task_id_for(context: &QueryContext) -> Result<String> {
     )
 }
 
-/// Runs a planned INSERT/REPLACE to completion (or cancellation) and publishes it.
+/// Runs a planned INSERT/REPLACE to completion (or cancellation) and publishes it: the
+/// statement becomes an [`IngestNode`] over its SELECT, DataFusion plans it (with
+/// Grove's [`crate::IngestPlanner`]) into the ingest's operators, every partition of that
+/// plan runs, and the segments the plan describes are published in one transaction.
 pub(crate) async fn execute_ingest(
     state: &SessionState,
     plan: &IngestPlan,
@@ -60,87 +65,40 @@ pub(crate) async fn execute_ingest(
     control: &TaskControl,
 ) -> Result<IngestSummary> {
     let task_start = chrono::Utc::now().timestamp_millis();
-    let rows_per_segment = context.rows_per_segment().map_err(DataFusionError::Plan)?;
     let fail_on_empty = context
         .fail_on_empty_insert()
         .map_err(DataFusionError::Plan)?;
     let progress = &control.progress;
-
-    // The SELECT, plus a column for every CLUSTERED BY expression that is not a plain
-    // output column: stage 1 sorts each time chunk by [CLUSTERED BY..., __time].
-    let input_schema = Arc::clone(plan.input.schema());
-    let n_out = input_schema.fields().len();
-    let mut exprs: Vec<Expr> = input_schema
-        .columns()
-        .into_iter()
-        .map(Expr::Column)
-        .collect();
-    let mut sort_columns = Vec::with_capacity(plan.cluster_by.len() + 1);
-    for (i, e) in plan.cluster_by.iter().enumerate() {
-        match e {
-            Expr::Column(c) => sort_columns.push(input_schema.index_of_column(c)?),
-            other => {
-                sort_columns.push(exprs.len());
-                exprs.push(other.clone().alias(format!("__grove_cluster_{i}")));
-            }
-        }
-    }
-    sort_columns.push(
-        input_schema
-            .index_of_column_by_name(None, TIME_COLUMN)
-            .ok_or_else(|| {
-                DataFusionError::Plan(format!("INSERT/REPLACE needs a [{TIME_COLUMN}] column"))
-            })?,
-    );
-    let keyed = LogicalPlanBuilder::from(plan.input.clone())
-        .project(exprs)?
-        .build()?;
-    let (state, tables) = with_segment_scans(state);
+    let logical = IngestNode::try_new(plan, task_id, context)?.into_plan();
+    let (mut state, tables) = with_segment_scans(state);
+    // The operators report live progress here.
+    state.config_mut().set_extension(Arc::clone(progress));
     let state = &state;
-    let physical = state.create_physical_plan(&keyed).await?;
+    let physical = state.create_physical_plan(&logical).await?;
     progress.set_scans(collect_scans(&physical));
     progress.set_tables(tables.scans());
-
-    let config = WriterConfig {
-        data_source: plan.target.clone(),
-        task_id: task_id.to_string(),
-        granularity: plan.granularity,
-        rows_per_segment,
-        replace_intervals: plan.replace_intervals.clone(),
-        range_dimensions: plan.range_dimensions.clone(),
-        columns: plan.columns.clone(),
-        max_partitions: MAX_PARTITIONS,
-        max_buckets: MAX_BUCKETS,
-    };
+    progress.set_stages(stage_counters(&physical));
     if let Some(w) = state.config().get_extension::<StageWorkers>() {
         progress.workers.store(w.workers as u64, Ordering::Relaxed);
     }
     progress.set_phase(TaskPhase::Reading);
-    let stage_workers = state.config().get_extension::<StageWorkers>();
-    let outcome = IngestStages {
-        plan: physical,
-        task_ctx: state.task_ctx(),
-        workers: stage_workers.as_ref().map_or(1, |w| w.partitions),
-        worker_count: stage_workers.as_ref().map_or(1, |w| w.workers),
-        order: ChunkOrder {
-            columns: sort_columns,
-        },
-        output: (0..n_out).collect(),
-        writer: config,
-        deep,
+    let segments = run_plan(
+        &physical,
+        state.task_ctx(),
         control,
-    }
-    .run()
+        &plan.target,
+        task_id,
+        deep,
+    )
     .await?;
+    let rows: u64 = segments.iter().map(|s| s.num_rows).sum();
     tracing::info!(
         task_id = %task_id,
-        rows = outcome.rows,
-        chunks = outcome.chunks,
-        spilled_rows = outcome.spilled_rows,
+        rows,
+        segments = segments.len(),
+        spilled_rows = progress.rows_spilled.load(Ordering::Relaxed),
         "segments written"
     );
-    let rows = outcome.rows;
-    let segments = outcome.segments;
     let paths: Vec<ObjectPath> = segments
         .iter()
         .map(|s| ObjectPath::from(s.path.as_str()))
@@ -211,6 +169,98 @@ pub(crate) async fn execute_ingest(
         }
         Err(e) => Err(cleanup_and(e).await),
     }
+}
+
+/// Druid's stages as counters: the shuffle's routing (stage 0) and what it served to the
+/// segment generator (stage 1), found in the physical plan.
+fn stage_counters(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<StageCounters>> {
+    let mut stack = vec![Arc::clone(plan)];
+    while let Some(p) = stack.pop() {
+        if let Some(shuffle) = p.downcast_ref::<ChunkShuffleExec>() {
+            return vec![
+                Arc::clone(shuffle.counters()),
+                Arc::clone(shuffle.read_counters()),
+            ];
+        }
+        stack.extend(p.children().into_iter().cloned());
+    }
+    Vec::new()
+}
+
+/// Runs every partition of an ingest's physical plan on its own task and collects the
+/// segments it describes, in time order (within a chunk, in the order they were cut).
+/// On failure or cancellation every file written is deleted before returning.
+async fn run_plan(
+    plan: &Arc<dyn ExecutionPlan>,
+    task_ctx: Arc<TaskContext>,
+    control: &TaskControl,
+    data_source: &str,
+    task_id: &str,
+    deep: &DeepStorage,
+) -> Result<Vec<NewSegment>> {
+    let partitions = plan.properties().partitioning.partition_count();
+    let workers = control.progress.workers.load(Ordering::Relaxed).max(1) as usize;
+    let mut writers: JoinSet<Result<Vec<NewSegment>>> = JoinSet::new();
+    let mut writer_ids = HashMap::new();
+    let mut streams = Vec::with_capacity(partitions);
+    for p in 0..partitions {
+        streams.push(plan.execute(p, Arc::clone(&task_ctx))?);
+    }
+    for (p, mut stream) in streams.into_iter().enumerate() {
+        let handle = writers.spawn(async move {
+            let mut segments = Vec::new();
+            while let Some(batch) = stream.next().await {
+                segments.extend(SegmentGeneratorExec::segments(&batch?)?);
+            }
+            Ok(segments)
+        });
+        writer_ids.insert(handle.id(), p % workers);
+    }
+    let mut written: Vec<NewSegment> = Vec::new();
+    let outcome = loop {
+        let next = tokio::select! {
+            _ = control.cancel.cancelled() => break Err(MsqFault::Canceled {
+                reason: CancelReason::TaskShutdown,
+            }
+            .into()),
+            next = writers.join_next() => next,
+        };
+        match next {
+            None => break Ok(()),
+            Some(Ok(Ok(segments))) => written.extend(segments),
+            Some(Ok(Err(e))) => break Err(e),
+            Some(Err(e)) => {
+                let worker = writer_ids.get(&e.id()).copied().unwrap_or(0);
+                break Err(worker_failed(task_id, 1, worker, e));
+            }
+        }
+    };
+    if let Err(e) = outcome {
+        // Let every partition stop before deleting what they wrote.
+        writers.abort_all();
+        while let Some(done) = writers.join_next().await {
+            if let Ok(Ok(segments)) = done {
+                written.extend(segments);
+            }
+        }
+        let paths: Vec<_> = written
+            .iter()
+            .map(|s| ObjectPath::from(s.path.as_str()))
+            .collect();
+        deep.delete_all(&paths).await;
+        deep.delete_task_files(data_source, task_id).await;
+        return Err(e);
+    }
+    written.sort_by(|a, b| (a.interval, &a.path).cmp(&(b.interval, &b.path)));
+    if written.len() > MAX_PARTITIONS {
+        let paths: Vec<_> = written
+            .iter()
+            .map(|s| ObjectPath::from(s.path.as_str()))
+            .collect();
+        deep.delete_all(&paths).await;
+        return Err(MsqFault::TooManyPartitions.into());
+    }
+    Ok(written)
 }
 
 /// A copy of `state` whose datasource scans record what they read into the returned

@@ -10,13 +10,16 @@ mod codec;
 mod compact;
 mod context;
 pub mod counters;
-mod exec;
+mod generator_exec;
 mod ingest;
+mod node;
 mod parquet_writer;
+mod planner;
 mod query;
 mod report;
 pub mod result_pages;
 pub mod results;
+mod shuffle_exec;
 mod stages;
 mod system;
 mod task;
@@ -27,10 +30,13 @@ pub use context::{
     DRUID_SCHEMA, GroveContext, GroveOptions, PreparedKind, PreparedStatement, StatementOutcome,
     available_cores, default_memory_limit, parse_byte_size,
 };
-pub use exec::{ChunkShuffleExec, GeneratorSpec, SegmentGeneratorExec, ShuffleSpec};
+pub use generator_exec::{GeneratorSpec, SegmentGeneratorExec};
 pub use ingest::IngestSummary;
+pub use node::IngestNode;
+pub use planner::{GroveQueryPlanner, IngestPlanner};
 pub use query::QueryResults;
 pub use report::{
     IngestDescription, QUERY_SELECT_DATASOURCE, TaskDescription, TaskEnd, batch_rows,
 };
+pub use shuffle_exec::{ChunkShuffleExec, ShuffleSpec};
 pub use task::{TaskControl, TaskPhase, TaskProgress};

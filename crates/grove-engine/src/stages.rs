@@ -1,21 +1,14 @@
-//! An ingest as Druid's two stages, run by `workers` tasks in one process.
+//! Rows between the ingest's two stages: how stage 0 routes them to time chunks and holds
+//! them (compact, under the memory budget, spilling to disk), and how a chunk is sorted
+//! by [CLUSTERED BY..., `__time`]. The operators that run this are
+//! [`crate::ChunkShuffleExec`] and [`crate::SegmentGeneratorExec`].
 //!
-//! ```text
-//!  stage 0  SELECT plan, W partitions ──▶ route each row to its time chunk ──▶ chunk buffers
-//!           (one task per partition)        (InsertTimeNull, OutOfBounds,      (memory pool;
-//!                                            TooManyBuckets checked here)       sorted runs
-//!                                                                               spill to disk)
-//!  stage 1  chunks, largest first, W at a time: sort by [CLUSTERED BY..., __time]
-//!           (in memory, or a streaming merge of the spilled runs) ──▶ SegmentWriter
-//!           cuts segments of about rowsPerSegment rows (never splitting a range key)
-//! ```
-//!
-//! A partition never spans two time chunks because every chunk is sorted and cut on its
+//! A segment never spans two time chunks because every chunk is sorted and cut on its
 //! own; the exact row count per chunk is the key statistic the cut is made from. Spill
 //! files are DataFusion temp files: they are deleted when their chunk is written, or when
 //! the ingest ends in any way (the handles are dropped).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -23,31 +16,20 @@ use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{SortOptions, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
-use datafusion::common::runtime::JoinSet;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::expressions::Column;
-use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, SpillMetrics};
-use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, SpillMetrics};
 use datafusion::physical_plan::spill::SpillManager;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
-use futures::StreamExt;
+use grove_common::Interval;
 use grove_common::types::TIME_COLUMN;
-use grove_common::{Interval, MsqFault};
-use grove_store::{DeepStorage, NewSegment};
-use tokio::task::JoinError;
 
 use crate::compact::{self, ChunkDictionary, Compactor, MAX_ROWS, expand};
-use crate::counters::{Channel, StageCounters, WorkerCounters};
-use crate::exec::{
-    ChunkQueue, ChunkShuffleExec, GeneratorSpec, SegmentGeneratorExec, ShuffleOutput, ShuffleSpec,
-};
+use crate::counters::Channel;
 use crate::parquet_writer::{ThreadShare, on_threads};
-use crate::task::TaskControl;
-use crate::writer::{SegmentWriter, WriterConfig, check_chunk, time_column};
+use crate::writer::{WriterConfig, check_chunk, time_column};
 
 /// Rows routed to a time chunk: a whole batch, or some rows of one. When most rows of a
 /// batch that spans chunks fall in one chunk (input in time order, with a few late
@@ -101,23 +83,23 @@ impl Routed {
 /// Rows of one time chunk gathered by stage 0.
 #[derive(Default)]
 pub(crate) struct ChunkBuffer {
-    batches: Vec<Routed>,
+    pub(crate) batches: Vec<Routed>,
     /// Bytes of `batches` (charged to the memory reservation).
-    bytes: usize,
+    pub(crate) bytes: usize,
     /// Rows in memory and spilled.
-    rows: usize,
+    pub(crate) rows: usize,
     /// Bytes counted in stage 0's output channel (stage 1's input): a share of a batch
     /// counts its share of the batch's bytes.
-    shuffled: usize,
+    pub(crate) shuffled: usize,
     /// Sorted runs spilled to disk: (file, largest batch in memory).
-    runs: Vec<(Arc<dyn datafusion::execution::SpillFile>, usize)>,
+    pub(crate) runs: Vec<(Arc<dyn datafusion::execution::SpillFile>, usize)>,
     /// In-memory bytes of the rows spilled (what reading them back will need).
-    spilled_bytes: usize,
+    pub(crate) spilled_bytes: usize,
     /// Batches routed into this chunk (stage 1's input frames).
-    frames: usize,
+    pub(crate) frames: usize,
     /// The share of the memory budget that `batches` hold (from stage 1 on; in stage 0
     /// the shuffle's reservation holds every chunk's).
-    reservation: Option<MemoryReservation>,
+    pub(crate) reservation: Option<MemoryReservation>,
 }
 
 impl ChunkBuffer {
@@ -144,6 +126,25 @@ impl ChunkBuffer {
     pub(crate) fn memory_bytes(&self) -> usize {
         self.bytes
     }
+
+    /// A chunk holding `batch` in memory, charged to `pool` (for tests).
+    #[cfg(test)]
+    pub(crate) fn holding(
+        batch: RecordBatch,
+        pool: &Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+    ) -> Self {
+        let bytes = batch.get_array_memory_size();
+        let reservation = MemoryConsumer::new("chunk").register(pool);
+        reservation.grow(bytes);
+        Self {
+            rows: batch.num_rows(),
+            batches: vec![Routed::whole(batch)],
+            bytes,
+            frames: 1,
+            reservation: Some(reservation),
+            ..Default::default()
+        }
+    }
 }
 
 /// How rows are ordered inside a time chunk.
@@ -154,7 +155,7 @@ pub(crate) struct ChunkOrder {
 }
 
 impl ChunkOrder {
-    fn lex(&self, schema: &SchemaRef) -> Result<LexOrdering> {
+    pub(crate) fn lex(&self, schema: &SchemaRef) -> Result<LexOrdering> {
         let exprs = self.columns.iter().map(|&i| {
             PhysicalSortExpr::new(
                 Arc::new(Column::new(schema.field(i).name(), i)),
@@ -216,7 +217,7 @@ impl ChunkOrder {
     /// The rows come out as `plain` (the schema the pieces were compacted from), or,
     /// with `as_keys`, with each string column as keys into one dictionary of the chunk
     /// ([`ChunkDictionary`]): what the segment writer takes without copying strings.
-    fn sorted_slices(
+    pub(crate) fn sorted_slices(
         &self,
         pieces: &[Routed],
         rows: usize,
@@ -481,7 +482,7 @@ fn as_i64_values(array: &arrow::array::ArrayRef) -> Option<&[i64]> {
 }
 
 /// Sorted output of [`ChunkOrder::sorted_slices`], one batch at a time.
-struct SortedSlices {
+pub(crate) struct SortedSlices {
     /// Batches to hand out as they are (when the input was already sorted).
     ready: std::vec::IntoIter<RecordBatch>,
     /// Of the batches handed out.
@@ -520,7 +521,7 @@ impl Iterator for SortedSlices {
 
 impl SortedSlices {
     /// Gathers on the writer's threads: columns go out to them the largest first.
-    fn with_threads(mut self, threads: ThreadShare) -> Self {
+    pub(crate) fn with_threads(mut self, threads: ThreadShare) -> Self {
         self.threads = Some(threads);
         self
     }
@@ -565,6 +566,16 @@ fn is_identity(indices: &UInt32Array) -> bool {
         .iter()
         .enumerate()
         .all(|(i, &v)| i == v as usize)
+}
+
+/// What stage 0 leaves for stage 1.
+pub(crate) struct ShuffleOutput {
+    /// Time chunks, largest first.
+    pub(crate) chunks: Vec<(Interval, ChunkBuffer)>,
+    /// Rows routed.
+    pub(crate) rows: u64,
+    /// Rows spilled to disk.
+    pub(crate) spilled_rows: u64,
 }
 
 /// Stage 0's state: chunk buffers under one memory reservation.
@@ -615,6 +626,11 @@ impl Shuffle {
         })
     }
 
+    /// Writes (and reads back) the compact batches it spills.
+    pub(crate) fn spill_manager(&self) -> SpillManager {
+        self.spill.clone()
+    }
+
     /// The chunks (largest first) and what stage 1 needs to read them.
     pub(crate) fn take_output(&self) -> Result<ShuffleOutput> {
         let chunks = {
@@ -634,7 +650,6 @@ impl Shuffle {
         chunks.sort_by_key(|(_, c)| std::cmp::Reverse(c.rows));
         Ok(ShuffleOutput {
             chunks,
-            spill: self.spill.clone(),
             rows: self.rows_in.load(Ordering::Relaxed),
             spilled_rows: self.spilled_rows.load(Ordering::Relaxed),
         })
@@ -642,7 +657,7 @@ impl Shuffle {
 
     /// Routes the rows of one batch to their chunks, counting them in `counters` (the
     /// worker's output channel).
-    fn route(&self, batch: RecordBatch, counters: &Channel) -> Result<()> {
+    pub(crate) fn route(&self, batch: RecordBatch, counters: &Channel) -> Result<()> {
         let n = batch.num_rows();
         if n == 0 {
             return Ok(());
@@ -749,7 +764,7 @@ impl Shuffle {
 
 /// Writes batches of `schema` to uncompressed spill files (compressing cost more CPU than
 /// the disk time it saved).
-fn spill_manager(
+pub(crate) fn spill_manager(
     runtime: &Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     schema: &SchemaRef,
 ) -> SpillManager {
@@ -764,7 +779,7 @@ fn spill_manager(
 
 /// A spilled run of `batches`, with the size of its largest batch (for reading it back);
 /// `None` when there was nothing to write.
-fn spill_batches(
+pub(crate) fn spill_batches(
     spill: &SpillManager,
     batches: &[RecordBatch],
     what: &str,
@@ -785,495 +800,6 @@ fn slices(batch: &RecordBatch, rows: usize) -> Vec<RecordBatch> {
         .step_by(rows.max(1))
         .map(|start| batch.slice(start, rows.min(batch.num_rows() - start)))
         .collect()
-}
-
-/// What the stages report back.
-#[derive(Debug, Default)]
-pub(crate) struct StageOutcome {
-    pub(crate) rows: u64,
-    pub(crate) segments: Vec<NewSegment>,
-    pub(crate) chunks: usize,
-    pub(crate) spilled_rows: u64,
-}
-
-/// Everything the two stages need.
-pub(crate) struct IngestStages<'a> {
-    pub(crate) plan: Arc<dyn ExecutionPlan>,
-    pub(crate) task_ctx: Arc<TaskContext>,
-    /// Tasks run at once in each stage (at least the cores).
-    pub(crate) workers: usize,
-    /// Druid's worker count (`maxNumTasks - 1`, bounded by the server) the counters use.
-    pub(crate) worker_count: usize,
-    pub(crate) order: ChunkOrder,
-    /// Indices of the columns that are written (the plan may carry extra sort keys).
-    pub(crate) output: Vec<usize>,
-    pub(crate) writer: WriterConfig,
-    pub(crate) deep: &'a DeepStorage,
-    pub(crate) control: &'a TaskControl,
-}
-
-impl IngestStages<'_> {
-    /// Runs both stages. On failure every file written is deleted before returning.
-    pub(crate) async fn run(self) -> Result<StageOutcome> {
-        let schema = self.plan.schema();
-        let shuffle = Arc::new(ChunkShuffleExec::try_new(
-            Arc::clone(&self.plan),
-            ShuffleSpec {
-                writer: self.writer.clone(),
-                order: self.order.clone(),
-                workers: self.worker_count,
-            },
-        )?);
-        let generator = Arc::new(SegmentGeneratorExec::new(
-            Arc::clone(&schema),
-            GeneratorSpec {
-                writer: self.writer.clone(),
-                order: self.order.clone(),
-                output: self.output.clone(),
-                slots: self.workers.max(1),
-                workers: self.worker_count,
-            },
-        ));
-        self.control.progress.set_stages(vec![
-            Arc::clone(shuffle.counters()),
-            Arc::clone(generator.counters()),
-        ]);
-        let task_id = self.writer.task_id.clone();
-
-        // Stage 0: one task per partition of the SELECT; partition p is worker p's share.
-        let partitions = shuffle.properties().partitioning.partition_count();
-        let mut readers: JoinSet<Result<()>> = JoinSet::new();
-        let mut reader_ids = HashMap::new();
-        for p in 0..partitions {
-            let stream = shuffle.execute(p, Arc::clone(&self.task_ctx))?;
-            let handle = readers.spawn(drain(stream));
-            reader_ids.insert(handle.id(), p % self.worker_count.max(1));
-        }
-        let stage0 = async {
-            while let Some(done) = readers.join_next().await {
-                done.map_err(|e| {
-                    let worker = reader_ids.get(&e.id()).copied().unwrap_or(0);
-                    worker_failed(&task_id, 0, worker, e)
-                })??;
-            }
-            Ok::<_, DataFusionError>(())
-        };
-        let read = self.control.cancelable(stage0).await;
-        if let Err(e) = read {
-            // Stop every reader before the buffers and spill files are dropped.
-            readers.abort_all();
-            while readers.join_next().await.is_some() {}
-            return Err(e);
-        }
-        let output = shuffle.take_output()?;
-        drop(shuffle);
-        let (rows_in, spilled_rows, n_chunks) =
-            (output.rows, output.spilled_rows, output.chunks.len());
-        let progress = &self.control.progress;
-        progress.chunks.store(n_chunks as u64, Ordering::Relaxed);
-        progress.rows_spilled.store(spilled_rows, Ordering::Relaxed);
-        progress.set_phase(crate::task::TaskPhase::Writing);
-
-        // Stage 1: every slot writes chunks, the largest first, until none is left.
-        generator.feed(output, Some(Arc::clone(progress)))?;
-        let slots = generator.properties().partitioning.partition_count();
-        let mut writers: JoinSet<Result<Vec<NewSegment>>> = JoinSet::new();
-        let mut writer_ids = HashMap::new();
-        for slot in 0..slots {
-            let mut stream = generator.execute(slot, Arc::clone(&self.task_ctx))?;
-            let handle = writers.spawn(async move {
-                let mut segments = Vec::new();
-                while let Some(batch) = stream.next().await {
-                    segments.extend(SegmentGeneratorExec::segments(&batch?)?);
-                }
-                Ok(segments)
-            });
-            writer_ids.insert(handle.id(), slot % self.worker_count.max(1));
-        }
-        let mut written: Vec<NewSegment> = Vec::new();
-        let outcome = loop {
-            let next = tokio::select! {
-                _ = self.control.cancel.cancelled() => break Err(MsqFault::Canceled {
-                    reason: grove_common::fault::CancelReason::TaskShutdown,
-                }
-                .into()),
-                next = writers.join_next() => next,
-            };
-            match next {
-                None => break Ok(()),
-                Some(Ok(Ok(segments))) => written.extend(segments),
-                Some(Ok(Err(e))) => break Err(e),
-                Some(Err(e)) => {
-                    let worker = writer_ids.get(&e.id()).copied().unwrap_or(0);
-                    break Err(worker_failed(&task_id, 1, worker, e));
-                }
-            }
-        };
-        if let Err(e) = outcome {
-            // Let every writer stop before deleting what they wrote.
-            writers.abort_all();
-            while let Some(done) = writers.join_next().await {
-                if let Ok(Ok(segments)) = done {
-                    written.extend(segments);
-                }
-            }
-            let paths: Vec<_> = written
-                .iter()
-                .map(|s| object_store::path::Path::from(s.path.as_str()))
-                .collect();
-            self.deep.delete_all(&paths).await;
-            self.deep
-                .delete_task_files(&self.writer.data_source, &self.writer.task_id)
-                .await;
-            return Err(e);
-        }
-        // Segments in time order; within a chunk, in the order they were cut.
-        written.sort_by(|a, b| (a.interval, &a.path).cmp(&(b.interval, &b.path)));
-        let segments = written;
-        if segments.len() > self.writer.max_partitions {
-            let paths: Vec<_> = segments
-                .iter()
-                .map(|s| object_store::path::Path::from(s.path.as_str()))
-                .collect();
-            self.deep.delete_all(&paths).await;
-            return Err(MsqFault::TooManyPartitions.into());
-        }
-        Ok(StageOutcome {
-            rows: rows_in,
-            segments,
-            chunks: n_chunks,
-            spilled_rows,
-        })
-    }
-}
-
-/// Runs a stream to its end (a stage partition whose output the controller ignores).
-async fn drain(mut stream: SendableRecordBatchStream) -> Result<()> {
-    while let Some(batch) = stream.next().await {
-        batch?;
-    }
-    Ok(())
-}
-
-/// Routes every batch of `stream` (stage 0's partition `partition`); returns the rows.
-pub(crate) async fn route_all(
-    mut stream: SendableRecordBatchStream,
-    shuffle: Arc<Shuffle>,
-    counters: Arc<StageCounters>,
-    partition: usize,
-) -> Result<u64> {
-    let output = &counters.worker(partition).output;
-    let mut rows = 0u64;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        rows += batch.num_rows() as u64;
-        shuffle.route(batch, output)?;
-    }
-    Ok(rows)
-}
-
-/// Druid's WorkerFailed for a worker task that panicked or was lost: the task fails
-/// naming the worker (`<task id>-worker<n>_<stage>`) and the cause.
-fn worker_failed(task_id: &str, stage: usize, worker: usize, e: JoinError) -> DataFusionError {
-    let cause = if e.is_panic() {
-        let panic = e.into_panic();
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        format!("stage {stage} worker panicked: {what}")
-    } else {
-        format!("stage {stage} worker was lost: {e}")
-    };
-    MsqFault::WorkerFailed {
-        worker_task_id: format!("{task_id}-worker{worker}_{stage}"),
-        error_msg: cause,
-    }
-    .into()
-}
-
-/// What a stage-1 slot needs to write chunks.
-pub(crate) struct ChunkJobContext {
-    schema: SchemaRef,
-    order: ChunkOrder,
-    lex: LexOrdering,
-    output: Vec<usize>,
-    writer: WriterConfig,
-    deep: DeepStorage,
-    task_ctx: Arc<TaskContext>,
-    /// Reads stage 0's spilled (compact) runs.
-    spill: SpillManager,
-    /// Writes and reads sorted runs (plain rows).
-    sorted_spill: SpillManager,
-    progress: Option<Arc<crate::task::TaskProgress>>,
-    counters: Arc<StageCounters>,
-    /// The stage's threads, shared by the chunks being written: a chunk written alone
-    /// encodes its columns on all of them.
-    threads: ThreadShare,
-    /// Bytes of a chunk this slot sorts in memory (its share of the memory budget);
-    /// larger spilled chunks are sorted run by run and merged.
-    in_memory_limit: usize,
-    /// The chunks still waiting: their rows in memory spill to make room for a read-back.
-    queue: Arc<Mutex<ChunkQueue>>,
-}
-
-impl ChunkJobContext {
-    /// A slot of `generator`: writes to `deep`, reads spilled runs with `spill`, adds
-    /// segment totals to `progress`.
-    pub(crate) fn try_new(
-        generator: &SegmentGeneratorExec,
-        deep: DeepStorage,
-        task_ctx: Arc<TaskContext>,
-        spill: SpillManager,
-        progress: Option<Arc<crate::task::TaskProgress>>,
-        queue: Arc<Mutex<ChunkQueue>>,
-    ) -> Result<Self> {
-        let schema = Arc::clone(generator.rows_schema());
-        let spec = generator.spec();
-        let in_memory_limit = match task_ctx.runtime_env().memory_pool.memory_limit() {
-            MemoryLimit::Finite(bytes) => bytes / spec.slots.max(1),
-            MemoryLimit::Infinite | MemoryLimit::Unknown => usize::MAX,
-        };
-        Ok(Self {
-            in_memory_limit,
-            queue,
-            sorted_spill: spill_manager(&task_ctx.runtime_env(), &schema),
-            lex: spec.order.lex(&schema)?,
-            schema,
-            order: spec.order.clone(),
-            output: spec.output.clone(),
-            writer: spec.writer.clone(),
-            deep,
-            task_ctx,
-            spill,
-            progress,
-            counters: Arc::clone(generator.counters()),
-            threads: generator.threads().clone(),
-        })
-    }
-
-    /// Sorts one chunk and writes its segments; deletes its files if that fails.
-    pub(crate) async fn write_chunk(
-        &self,
-        chunk: ChunkBuffer,
-        worker: usize,
-    ) -> Result<Vec<NewSegment>> {
-        let _share = self.threads.join();
-        let counters = self.counters.worker(worker);
-        counters
-            .input
-            .rows
-            .fetch_add(chunk.rows as u64, Ordering::Relaxed);
-        counters
-            .input
-            .bytes
-            .fetch_add(chunk.shuffled as u64, Ordering::Relaxed);
-        counters
-            .input
-            .frames
-            .fetch_add(chunk.frames as u64, Ordering::Relaxed);
-        let output_schema = Arc::new(self.schema.project(&self.output)?);
-        let mut writer =
-            SegmentWriter::try_new(self.writer.clone(), self.deep.clone(), output_schema)?
-                .with_counters(Arc::clone(&self.counters), worker)
-                .with_threads(self.threads.clone());
-        let written = self.write_sorted(chunk, &mut writer, counters).await;
-        let paths = writer.written_paths().to_vec();
-        let result = match written {
-            Ok(()) => writer.finish().await,
-            Err(e) => {
-                writer.abort().await;
-                Err(e)
-            }
-        };
-        match result {
-            Ok(segments) => {
-                for s in &segments {
-                    counters.output.add_frame(s.num_rows, s.size);
-                }
-                if let Some(progress) = &self.progress {
-                    progress
-                        .segments
-                        .fetch_add(segments.len() as u64, Ordering::Relaxed);
-                    progress
-                        .bytes_out
-                        .fetch_add(segments.iter().map(|s| s.size).sum(), Ordering::Relaxed);
-                }
-                Ok(segments)
-            }
-            Err(e) => {
-                self.deep.delete_all(&paths).await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn write_sorted(
-        &self,
-        chunk: ChunkBuffer,
-        writer: &mut SegmentWriter,
-        counters: &WorkerCounters,
-    ) -> Result<()> {
-        let batch_size = self.task_ctx.session_config().batch_size().max(1);
-        let sort = &counters.sort;
-        let ChunkBuffer {
-            mut batches,
-            runs,
-            bytes,
-            spilled_bytes,
-            reservation,
-            ..
-        } = chunk;
-        // A chunk within this slot's share of the budget is sorted in memory, its
-        // spilled batches read back first if the budget has room for them (waiting
-        // chunks spill their rows to make room).
-        let mut read_back = MemoryConsumer::new("grove ingest stage 1 read-back")
-            .register(&self.task_ctx.runtime_env().memory_pool);
-        if runs.is_empty()
-            || (bytes + spilled_bytes <= self.in_memory_limit
-                && self.make_room(&mut read_back, spilled_bytes)?)
-        {
-            for (file, largest) in &runs {
-                batches.extend(
-                    self.read_run(file, *largest)
-                        .await?
-                        .into_iter()
-                        .map(Routed::whole),
-                );
-            }
-            sort.level0_total.fetch_add(1, Ordering::Relaxed);
-            let sorted = self.sort_off_thread(batches, 8 * batch_size, true).await?;
-            sort.level0_done.fetch_add(1, Ordering::Relaxed);
-            for slice in sorted {
-                self.write(writer, &slice?).await?;
-            }
-            drop((reservation, read_back));
-            return Ok(());
-        }
-        // Too big for memory: sort what is in memory and each spilled run on its own
-        // (each fits: it was spilled within the budget), spill the sorted runs, and merge.
-        let pieces = runs.len() + usize::from(!batches.is_empty());
-        sort.level0_total
-            .fetch_add(pieces as u64, Ordering::Relaxed);
-        sort.level1_total.fetch_add(1, Ordering::Relaxed);
-        let mut streams: Vec<SendableRecordBatchStream> = Vec::new();
-        if !batches.is_empty() {
-            let sorted: Vec<Result<RecordBatch>> = self
-                .sort_off_thread(batches, batch_size, false)
-                .await?
-                .collect();
-            streams.push(Box::pin(RecordBatchStreamAdapter::new(
-                Arc::clone(&self.schema),
-                futures::stream::iter(sorted),
-            )));
-            sort.level0_done.fetch_add(1, Ordering::Relaxed);
-        }
-        for (file, largest) in &runs {
-            let run: Vec<Routed> = self
-                .read_run(file, *largest)
-                .await?
-                .into_iter()
-                .map(Routed::whole)
-                .collect();
-            let sorted = self
-                .sort_off_thread(run, batch_size, false)
-                .await?
-                .collect::<Result<Vec<_>>>()?;
-            if let Some((file, largest)) =
-                spill_batches(&self.sorted_spill, &sorted, "grove ingest sort")?
-            {
-                streams.push(
-                    self.sorted_spill
-                        .read_spill_as_stream(file, Some(largest))?,
-                );
-            }
-            sort.level0_done.fetch_add(1, Ordering::Relaxed);
-        }
-        let metrics = ExecutionPlanMetricsSet::new();
-        // The merge holds about one batch per run. It is not charged to the budget: the
-        // budget bounds what stage 0 keeps, and a merge must be able to finish whatever
-        // the number of runs that left.
-        let unbounded: Arc<dyn datafusion::execution::memory_pool::MemoryPool> =
-            Arc::new(datafusion::execution::memory_pool::UnboundedMemoryPool::default());
-        let reservation = MemoryConsumer::new("grove ingest merge").register(&unbounded);
-        let mut merged = StreamingMergeBuilder::new()
-            .with_streams(streams)
-            .with_schema(Arc::clone(&self.schema))
-            .with_expressions(&self.lex)
-            .with_metrics(BaselineMetrics::new(&metrics, 0))
-            .with_batch_size(batch_size)
-            .with_reservation(reservation)
-            .build()?;
-        while let Some(batch) = merged.next().await {
-            self.write(writer, &batch?).await?;
-        }
-        sort.level1_done.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Grows `reservation` by `bytes`, spilling the rows waiting chunks hold in memory
-    /// until the budget has room; false when it has none even then.
-    fn make_room(&self, reservation: &mut MemoryReservation, bytes: usize) -> Result<bool> {
-        loop {
-            if reservation.try_grow(bytes).is_ok() {
-                return Ok(true);
-            }
-            let spilled = self
-                .queue
-                .lock()
-                .map_err(|_| DataFusionError::Internal("chunk queue poisoned".into()))?
-                .spill_largest_waiting()?;
-            if spilled.is_none() {
-                return Ok(false);
-            }
-        }
-    }
-
-    /// Sorts `batches` on a blocking thread: a sort of millions of rows has no await
-    /// point, and a cancel must not wait for it (the abandoned sort finishes unseen).
-    async fn sort_off_thread(
-        &self,
-        batches: Vec<Routed>,
-        rows: usize,
-        as_keys: bool,
-    ) -> Result<SortedSlices> {
-        let order = self.order.clone();
-        let plain = Arc::clone(&self.schema);
-        let sorted = tokio::task::spawn_blocking(move || {
-            order.sorted_slices(&batches, rows, &plain, as_keys)
-        })
-        .await
-        .map_err(|e| DataFusionError::Execution(format!("sorting a time chunk failed: {e}")))??;
-        Ok(sorted.with_threads(self.threads.clone()))
-    }
-
-    /// Every batch of a spilled run.
-    async fn read_run(
-        &self,
-        file: &Arc<dyn datafusion::execution::SpillFile>,
-        largest: usize,
-    ) -> Result<Vec<RecordBatch>> {
-        let mut stream = self
-            .spill
-            .read_spill_as_stream(Arc::clone(file), Some(largest))?;
-        let mut out = Vec::new();
-        while let Some(batch) = stream.next().await {
-            out.push(batch?);
-        }
-        Ok(out)
-    }
-
-    async fn write(&self, writer: &mut SegmentWriter, batch: &RecordBatch) -> Result<()> {
-        let out = batch.project(&self.output)?;
-        writer.write(&out).await?;
-        if let Some(progress) = &self.progress {
-            progress
-                .rows_out
-                .fetch_add(out.num_rows() as u64, Ordering::Relaxed);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -1531,73 +1057,5 @@ mod tests {
             .sort_indices(std::slice::from_ref(&wide), 3)
             .expect("sort");
         assert_eq!(sorted.values().to_vec(), [0, 2, 1]);
-    }
-
-    /// Waiting chunks give their share of the budget back by spilling, the largest first.
-    #[test]
-    fn waiting_chunks_spill_the_largest_first_and_free_their_memory() {
-        use arrow::array::Int64Array;
-        use arrow::datatypes::{DataType, Field, Schema};
-        use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
-        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 30));
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::clone(&pool))
-            .build_arc()
-            .expect("runtime");
-        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
-        let spill = SpillManager::new(
-            runtime,
-            SpillMetrics::new(&ExecutionPlanMetricsSet::new(), 0),
-            Arc::clone(&schema),
-        );
-        let chunk = |rows: i64| {
-            let batch = RecordBatch::try_new(
-                Arc::clone(&schema),
-                vec![Arc::new(Int64Array::from_iter_values(0..rows))],
-            )
-            .expect("batch");
-            let bytes = batch.get_array_memory_size();
-            let reservation = MemoryConsumer::new("chunk").register(&pool);
-            reservation.grow(bytes);
-            ChunkBuffer {
-                batches: vec![Routed::whole(batch)],
-                bytes,
-                rows: rows as usize,
-                frames: 1,
-                reservation: Some(reservation),
-                ..Default::default()
-            }
-        };
-        let (small, big) = (chunk(10), chunk(10_000));
-        let small_bytes = small.bytes;
-        let mut queue = ChunkQueue::with_chunks(
-            vec![(Interval::new(0, 1), small), (Interval::new(1, 2), big)],
-            spill,
-        );
-        assert_eq!(queue.spill_largest_waiting().expect("spill"), Some(10_000));
-        assert_eq!(pool.reserved(), small_bytes);
-        assert_eq!(queue.spill_largest_waiting().expect("spill"), Some(10));
-        assert_eq!(pool.reserved(), 0);
-        assert_eq!(queue.spill_largest_waiting().expect("spill"), None);
-    }
-
-    #[tokio::test]
-    async fn a_panicking_worker_fails_the_task_with_worker_failed() {
-        let joined = tokio::spawn(async { panic!("decoder exploded") }).await;
-        let Err(e) = joined;
-        let err = worker_failed("query-abc", 1, 0, e);
-        let fault = MsqFault::find(&err).expect("a fault");
-        assert_eq!(fault.error_code(), "WorkerFailed");
-        let json = fault.to_json();
-        assert_eq!(json["workerTaskId"], "query-abc-worker0_1");
-        assert_eq!(
-            json["errorMsg"],
-            "stage 1 worker panicked: decoder exploded"
-        );
-        assert_eq!(
-            fault.message(),
-            "Worker task failed: [query-abc-worker0_1] (stage 1 worker panicked: decoder exploded)"
-        );
     }
 }

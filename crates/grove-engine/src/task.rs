@@ -140,21 +140,6 @@ impl TaskControl {
         Self::default()
     }
 
-    /// Runs `work` unless the task is canceled first (then the `Canceled` fault; dropping
-    /// `work` stops what it started).
-    pub(crate) async fn cancelable<T>(
-        &self,
-        work: impl std::future::Future<Output = datafusion::common::Result<T>>,
-    ) -> datafusion::common::Result<T> {
-        tokio::select! {
-            _ = self.cancel.cancelled() => Err(grove_common::MsqFault::Canceled {
-                reason: grove_common::fault::CancelReason::TaskShutdown,
-            }
-            .into()),
-            done = work => done,
-        }
-    }
-
     /// The next batch of `stream`, or the `Canceled` fault if the task is canceled first.
     /// Moves the progress from reading to writing when the first batch arrives.
     pub async fn next_batch(

@@ -1,0 +1,118 @@
+//! Grove's physical planning: DataFusion's planner plus [`IngestPlanner`], which turns an
+//! [`IngestNode`] into the ingest's operators. [`GroveQueryPlanner`] is registered once
+//! on the session (see [`crate::GroveContext::with_stores`]), so embedding, `grove sql`,
+//! the HTTP API and EXPLAIN all plan the same way.
+//!
+//! ```text
+//!  GroveIngest (logical)            SegmentGeneratorExec      one row per segment written
+//!    <SELECT + cluster keys>   ==>    ChunkShuffleExec        rows by time chunk, sorted
+//!                                       <SELECT's plan>
+//! ```
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use grove_common::types::TIME_COLUMN;
+
+use crate::context::StageWorkers;
+use crate::generator_exec::{GeneratorSpec, SegmentGeneratorExec};
+use crate::node::IngestNode;
+use crate::shuffle_exec::{ChunkShuffleExec, ShuffleSpec};
+use crate::stages::ChunkOrder;
+
+/// DataFusion's physical planner with Grove's extension planners.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GroveQueryPlanner;
+
+#[async_trait]
+impl QueryPlanner for GroveQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(IngestPlanner)])
+            .create_physical_plan(logical_plan, session)
+            .await
+    }
+}
+
+/// Plans [`IngestNode`]s: the SELECT's physical plan, then [`ChunkShuffleExec`] and
+/// [`SegmentGeneratorExec`], with as many workers as the statement's `maxNumTasks`
+/// allows.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IngestPlanner;
+
+#[async_trait]
+impl ExtensionPlanner for IngestPlanner {
+    async fn plan_extension(
+        &self,
+        _planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        session: &dyn Session,
+        _planning_ctx: &PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(node) = node.as_any().downcast_ref::<IngestNode>() else {
+            return Ok(None);
+        };
+        let [input] = physical_inputs else {
+            return Err(DataFusionError::Internal(
+                "GroveIngest takes one input".into(),
+            ));
+        };
+        let stage = session
+            .config()
+            .get_extension::<StageWorkers>()
+            .map_or(StageWorkers::single(), |w| *w);
+        Ok(Some(ingest_plan(node, Arc::clone(input), stage)?))
+    }
+}
+
+/// The operators of an ingest over `input` (the SELECT plus its cluster keys).
+fn ingest_plan(
+    node: &IngestNode,
+    input: Arc<dyn ExecutionPlan>,
+    stage: StageWorkers,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let schema = input.schema();
+    let mut sort = node
+        .cluster_columns
+        .iter()
+        .map(|c| schema.index_of(c))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    sort.push(schema.index_of(TIME_COLUMN)?);
+    let output = node
+        .columns
+        .iter()
+        .map(|(c, _)| schema.index_of(c))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let writer = node.writer_config();
+    let shuffle = ChunkShuffleExec::try_new(
+        input,
+        ShuffleSpec {
+            writer: writer.clone(),
+            order: ChunkOrder { columns: sort },
+            workers: stage.workers,
+            slots: stage.partitions,
+        },
+    )?;
+    let counters = Arc::clone(shuffle.read_counters());
+    Ok(Arc::new(SegmentGeneratorExec::try_new(
+        Arc::new(shuffle),
+        GeneratorSpec {
+            writer,
+            output,
+            workers: stage.workers,
+        },
+        Some(counters),
+    )?))
+}
