@@ -13,18 +13,20 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionState;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use grove_common::QueryContext;
 use grove_common::context::MsqOptions;
 use grove_input::{ExternTable, InputPolicy};
 use grove_sql::{
-    DruidStatement, ExternRelationPlanner, IngestPlan, IngestStatement, parse_statement,
-    plan_ingest, split_statements,
+    DruidStatement, ExplainStatement, ExternRelationPlanner, IngestPlan, IngestStatement,
+    parse_statement, plan_ingest, split_statements,
 };
 use grove_store::{DeepStorage, DruidSchema, MetadataStore};
 
+use crate::explain::{Explained, analyzed_rows, druid_rows};
 use crate::ingest::{IngestSummary, execute_ingest, task_id_for};
+use crate::node::IngestNode;
 use crate::planner::GroveQueryPlanner;
 
 /// How [`GroveContext::open_with`] sets up the process.
@@ -407,6 +409,29 @@ impl GroveContext {
                 let summary = self.run_ingest(&prepared, control).await?;
                 Ok(StatementOutcome::Ingest(summary))
             }
+            DruidStatement::Explain(explain) => {
+                let context = self.effective_context(context)?;
+                match *explain {
+                    ExplainStatement {
+                        analyze: true,
+                        statement: DruidStatement::Ingest(stmt),
+                        ..
+                    } => Ok(StatementOutcome::Query(
+                        self.explain_analyze_ingest(sql, *stmt, context, control)
+                            .await?,
+                    )),
+                    explain => {
+                        let prepared = self.prepare_explain(sql, explain, context).await?;
+                        let PreparedKind::Query(plan) = prepared.kind else {
+                            return Err(DataFusionError::Internal("not a query".into()));
+                        };
+                        Ok(StatementOutcome::Query(DataFrame::new(
+                            prepared.state,
+                            *plan,
+                        )))
+                    }
+                }
+            }
             DruidStatement::DataFusion(stmt) => {
                 let context = self.effective_context(context)?;
                 let state = self.statement_state(&context)?;
@@ -460,6 +485,7 @@ impl GroveContext {
         let last = grove_sql::bind_parameters(last, parameters)?;
         match parse_statement(&last)? {
             DruidStatement::Ingest(stmt) => self.prepare_ingest(sql, *stmt, context).await,
+            DruidStatement::Explain(explain) => self.prepare_explain(sql, *explain, context).await,
             DruidStatement::DataFusion(stmt) => {
                 let state = self.statement_state(&context)?;
                 let plan = plan_in_zone(&state, *stmt).await?;
@@ -509,6 +535,20 @@ impl GroveContext {
         prepared: &PreparedStatement,
         control: &TaskControl,
     ) -> Result<IngestSummary> {
+        self.run_ingest_plan(prepared, control)
+            .await
+            .map(|(summary, _)| summary)
+    }
+
+    /// Runs a prepared INSERT/REPLACE; also returns the physical plan that ran.
+    async fn run_ingest_plan(
+        &self,
+        prepared: &PreparedStatement,
+        control: &TaskControl,
+    ) -> Result<(
+        IngestSummary,
+        Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    )> {
         let PreparedKind::Ingest(plan) = &prepared.kind else {
             return Err(DataFusionError::Internal("not an ingest".into()));
         };
@@ -524,6 +564,78 @@ impl GroveContext {
         .await;
         control.progress.set_phase(TaskPhase::Done);
         result
+    }
+
+    /// Plans an EXPLAIN: Druid's `EXPLAIN PLAN FOR` becomes its one row of `PLAN`,
+    /// `RESOURCES` and `ATTRIBUTES` (planned now, nothing runs); DataFusion's `EXPLAIN
+    /// [VERBOSE]` of an INSERT/REPLACE becomes DataFusion's EXPLAIN over the ingest node.
+    /// `EXPLAIN ANALYZE` of an ingest runs it, so it is refused here (see
+    /// [`Self::execute_statement_with`], which runs it).
+    async fn prepare_explain(
+        &self,
+        sql: &str,
+        explain: ExplainStatement,
+        context: QueryContext,
+    ) -> Result<PreparedStatement> {
+        let state = self.statement_state(&context)?;
+        let task_id = task_id_for(&context)?;
+        let plan = match explain.statement {
+            DruidStatement::Ingest(stmt) => {
+                let plan = plan_ingest(&state, &stmt).await?;
+                check_input_policy(&state, &plan.input)?;
+                let node = IngestNode::try_new(&plan, &task_id, &context)?;
+                if explain.analyze {
+                    return Err(DataFusionError::Plan(
+                        "EXPLAIN ANALYZE of an INSERT or REPLACE runs and publishes it: use \
+                         `grove sql` or GroveContext::sql, or submit the statement as a task \
+                         and read its report"
+                            .into(),
+                    ));
+                }
+                if explain.druid {
+                    let logical = node.clone().into_plan();
+                    let rows =
+                        druid_rows(&state, &logical, Explained::Ingest(&node), &context).await?;
+                    self.ctx.read_batch(rows)?.into_unoptimized_plan()
+                } else {
+                    LogicalPlanBuilder::from(node.into_plan())
+                        .explain(explain.verbose, false)?
+                        .build()?
+                }
+            }
+            DruidStatement::DataFusion(stmt) => {
+                let logical = plan_in_zone(&state, *stmt).await?;
+                check_input_policy(&state, &logical)?;
+                let rows = druid_rows(&state, &logical, Explained::Query, &context).await?;
+                self.ctx.read_batch(rows)?.into_unoptimized_plan()
+            }
+            DruidStatement::SetContext { .. } | DruidStatement::Explain(_) => {
+                return Err(DataFusionError::Plan(
+                    "EXPLAIN takes a SELECT, INSERT or REPLACE statement".into(),
+                ));
+            }
+        };
+        Ok(PreparedStatement {
+            task_id,
+            sql: sql.to_string(),
+            context,
+            state,
+            kind: PreparedKind::Query(Box::new(plan)),
+        })
+    }
+
+    /// `EXPLAIN ANALYZE INSERT|REPLACE ...`: runs and publishes the statement, then shows
+    /// the physical plan that ran with every operator's metrics.
+    async fn explain_analyze_ingest(
+        &self,
+        sql: &str,
+        stmt: IngestStatement,
+        context: QueryContext,
+        control: &TaskControl,
+    ) -> Result<DataFrame> {
+        let prepared = self.prepare_ingest(sql, stmt, context).await?;
+        let (_, physical) = self.run_ingest_plan(&prepared, control).await?;
+        self.ctx.read_batch(analyzed_rows(&physical)?)
     }
 
     /// Runs a prepared SELECT, keeping at most `max_rows` rows.

@@ -25,7 +25,7 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
-    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+    Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
@@ -232,7 +232,8 @@ impl ExecutionPlan for SegmentGeneratorExec {
             progress: task_progress(&context),
             current: None,
             done: false,
-            baseline: BaselineMetrics::new(&self.metrics, partition),
+            output_rows: MetricBuilder::new(&self.metrics).output_rows(partition),
+            elapsed: MetricBuilder::new(&self.metrics).elapsed_compute(partition),
             files: MetricBuilder::new(&self.metrics).counter("segments", partition),
         };
         let schema = Self::output_schema();
@@ -277,7 +278,8 @@ struct Generating {
     /// the cores.
     current: Option<(Interval, SegmentWriter, ThreadShareGuard)>,
     done: bool,
-    baseline: BaselineMetrics,
+    output_rows: Count,
+    elapsed: Time,
     files: Count,
 }
 
@@ -292,7 +294,7 @@ impl Generating {
             if batch.num_rows() == 0 {
                 continue;
             }
-            let elapsed = self.baseline.elapsed_compute().clone();
+            let elapsed = self.elapsed.clone();
             let timer = elapsed.timer();
             let first = time_column(&batch, self.time_index)?.value(0);
             let chunk = self.spec.writer.granularity.bucket(first);
@@ -357,7 +359,7 @@ impl Generating {
             return Ok(None);
         }
         self.files.add(segments.len());
-        self.baseline.record_output(segments.len());
+        self.output_rows.add(segments.len());
         let json = segments
             .iter()
             .map(serde_json::to_string)

@@ -51,7 +51,8 @@ pub(crate) fn task_id_for(context: &QueryContext) -> Result<String> {
     )
 }
 
-/// Runs a planned INSERT/REPLACE to completion (or cancellation) and publishes it: the
+/// Runs a planned INSERT/REPLACE to completion (or cancellation) and publishes it; returns
+/// what it published and the physical plan that ran (with its metrics). The
 /// statement becomes an [`IngestNode`] over its SELECT, DataFusion plans it (with
 /// Grove's [`crate::IngestPlanner`]) into the ingest's operators, every partition of that
 /// plan runs, and the segments the plan describes are published in one transaction.
@@ -63,7 +64,7 @@ pub(crate) async fn execute_ingest(
     deep: &DeepStorage,
     task_id: &str,
     control: &TaskControl,
-) -> Result<IngestSummary> {
+) -> Result<(IngestSummary, Arc<dyn ExecutionPlan>)> {
     let task_start = chrono::Utc::now().timestamp_millis();
     let fail_on_empty = context
         .fail_on_empty_insert()
@@ -132,13 +133,14 @@ pub(crate) async fn execute_ingest(
         _ => PublishMode::Append,
     };
     if rows == 0 && mode == PublishMode::Append {
-        return Ok(IngestSummary {
+        let summary = IngestSummary {
             task_id: task_id.to_string(),
             data_source: plan.target.clone(),
             rows: 0,
             segments: vec![],
             overshadowed: vec![],
-        });
+        };
+        return Ok((summary, physical));
     }
     progress.set_phase(TaskPhase::Publishing);
     let published = metadata
@@ -159,13 +161,14 @@ pub(crate) async fn execute_ingest(
                 segments = result.published.len(),
                 "published"
             );
-            Ok(IngestSummary {
+            let summary = IngestSummary {
                 task_id: task_id.to_string(),
                 data_source: plan.target.clone(),
                 rows,
                 segments: result.published,
                 overshadowed: result.overshadowed,
-            })
+            };
+            Ok((summary, physical))
         }
         Err(e) => Err(cleanup_and(e).await),
     }

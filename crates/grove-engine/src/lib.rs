@@ -10,6 +10,7 @@ mod codec;
 mod compact;
 mod context;
 pub mod counters;
+mod explain;
 mod generator_exec;
 mod ingest;
 mod node;

@@ -143,6 +143,15 @@ impl IngestNode {
     }
 }
 
+/// PARTITIONED BY as SQL says it: `DAY`, `ALL`, or the period (`'PT5M'`).
+pub(crate) fn granularity_sql(granularity: &Granularity) -> String {
+    match (granularity.standard_name(), granularity.period()) {
+        (Some(name), _) => name.to_string(),
+        (None, Some(period)) => format!("'{period}'"),
+        (None, None) => granularity.to_string(),
+    }
+}
+
 impl fmt::Display for IngestNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "GroveIngest: {} INTO {}", self.kind, self.target)?;
@@ -158,7 +167,7 @@ impl fmt::Display for IngestNode {
             )?,
             None => {}
         }
-        write!(f, ", PARTITIONED BY {}", self.granularity)?;
+        write!(f, ", PARTITIONED BY {}", granularity_sql(&self.granularity))?;
         if !self.clustered_by.is_empty() {
             write!(f, ", CLUSTERED BY [{}]", self.clustered_by.join(", "))?;
         }

@@ -41,7 +41,7 @@ use datafusion::execution::memory_pool::{
 use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
-    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
 };
 use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
 use datafusion::physical_plan::spill::SpillManager;
@@ -228,8 +228,8 @@ impl DisplayAs for ChunkShuffleExec {
             .collect();
         write!(
             f,
-            "ChunkShuffleExec: partition_by=TIME_FLOOR(__time, {}), sort=[{}], workers={}, slots={}",
-            self.spec.writer.granularity,
+            "ChunkShuffleExec: time_chunks={}, sort=[{}], workers={}, slots={}",
+            crate::node::granularity_sql(&self.spec.writer.granularity),
             sort.join(", "),
             self.spec.workers,
             self.spec.slots
@@ -298,7 +298,8 @@ impl ExecutionPlan for ChunkShuffleExec {
                 sorter,
                 current: None,
                 routed: false,
-                baseline: BaselineMetrics::new(&self.metrics, partition),
+                output_rows: MetricBuilder::new(&self.metrics).output_rows(partition),
+                elapsed: MetricBuilder::new(&self.metrics).elapsed_compute(partition),
             },
             |mut served| async move {
                 let next = served.next().await?;
@@ -518,7 +519,8 @@ struct Served {
     current: Option<SortedChunk>,
     /// Routing has finished.
     routed: bool,
-    baseline: BaselineMetrics,
+    output_rows: Count,
+    elapsed: Time,
 }
 
 impl Served {
@@ -526,11 +528,11 @@ impl Served {
     async fn next(&mut self) -> Result<Option<RecordBatch>> {
         loop {
             if let Some(chunk) = self.current.as_mut() {
-                let timer = self.baseline.elapsed_compute().timer();
+                let timer = self.elapsed.timer();
                 let next = chunk.next().await?;
                 timer.done();
                 if let Some(batch) = next {
-                    self.baseline.record_output(batch.num_rows());
+                    self.output_rows.add(batch.num_rows());
                     return Ok(Some(to_keyed(batch, &self.sorter.keyed)?));
                 }
                 self.current = None;
@@ -553,7 +555,7 @@ impl Served {
             let Some((_, chunk)) = next else {
                 return Ok(None);
             };
-            let timer = self.baseline.elapsed_compute().timer();
+            let timer = self.elapsed.timer();
             self.current = Some(self.sorter.start(chunk, &self.run).await?);
             timer.done();
         }

@@ -234,6 +234,16 @@ async fn submit_task(
         }
         Some(_) => return invalid(query_id, "[query] must be a string"),
     };
+    if grove_sql::is_explain(&query) {
+        // Druid answers EXPLAIN inline (200 with the plan's rows), not as a task.
+        return match crate::sql_api::SqlRequest::parse(Ok(body)) {
+            Ok(request) => match crate::sql_api::run_sql(&state, request).await {
+                Ok(response) => response,
+                Err(e) => submit_failure(query_id, e.status, &e.code, e.category, &e.message),
+            },
+            Err((id, e)) => submit_failure(id, e.status, &e.code, e.category, &e.message),
+        };
+    }
     let parameters = match grove_sql::SqlParameter::list_from_json(obj.get("parameters")) {
         Ok(p) => p,
         Err(e) => return invalid(query_id, &e),

@@ -350,7 +350,8 @@ pub(crate) async fn post_sql(
     }
 }
 
-async fn run_sql(state: &AppState, request: SqlRequest) -> Result<Response, ApiError> {
+/// Runs a query and streams its result (also EXPLAIN for the task endpoint).
+pub(crate) async fn run_sql(state: &AppState, request: SqlRequest) -> Result<Response, ApiError> {
     if let Some(e) = refuse_ingest(&request.query) {
         return Err(e);
     }

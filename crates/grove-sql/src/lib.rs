@@ -24,6 +24,7 @@ pub use params::{SqlParameter, bind_parameters};
 pub use plan::{IngestPlan, RESERVED_COLUMNS, plan_ingest, session_zone};
 pub use rewrite::apply_time_zone;
 pub use statement::{
-    ClusterItem, DruidStatement, IngestKind, IngestStatement, Overwrite, parse_statement,
+    ClusterItem, DruidStatement, ExplainStatement, IngestKind, IngestStatement, Overwrite,
+    parse_statement,
 };
-pub use tokens::split_statements;
+pub use tokens::{is_explain, split_statements};

@@ -95,8 +95,26 @@ pub enum DruidStatement {
         /// Its value.
         value: serde_json::Value,
     },
-    /// Anything DataFusion parses (SELECT, EXPLAIN, SET datafusion.*, SHOW, ...).
+    /// Anything DataFusion parses (SELECT, EXPLAIN of a SELECT, SET datafusion.*, SHOW, ...).
     DataFusion(Box<DFStatement>),
+    /// Druid's `EXPLAIN PLAN FOR <statement>`, or `EXPLAIN [ANALYZE] [VERBOSE]` of an
+    /// INSERT or REPLACE.
+    Explain(Box<ExplainStatement>),
+}
+
+/// An EXPLAIN that Grove answers itself (DataFusion's parser knows neither Druid's
+/// `EXPLAIN PLAN FOR` nor INSERT/REPLACE with Druid's clauses).
+#[derive(Debug, Clone)]
+pub struct ExplainStatement {
+    /// Druid's `EXPLAIN PLAN [...] FOR`: answered with Druid's columns `PLAN`,
+    /// `RESOURCES` and `ATTRIBUTES`. Otherwise DataFusion's form (`plan_type`, `plan`).
+    pub druid: bool,
+    /// `EXPLAIN ANALYZE`: run the statement and show the operators' metrics.
+    pub analyze: bool,
+    /// `EXPLAIN VERBOSE`.
+    pub verbose: bool,
+    /// The statement explained: an INSERT/REPLACE, or (Druid's form) a query.
+    pub statement: DruidStatement,
 }
 
 fn parser_error(e: ParserError) -> DataFusionError {
@@ -118,7 +136,78 @@ pub fn parse_statement(sql: &str) -> Result<DruidStatement> {
     {
         return Ok(set);
     }
-    let text = render(&tokens);
+    if is_keyword(head, Keyword::EXPLAIN)
+        && let Some(explain) = parse_explain(&tokens, first + 1)?
+    {
+        return Ok(DruidStatement::Explain(Box::new(explain)));
+    }
+    parse_datafusion(&tokens)
+}
+
+/// Druid's `EXPLAIN PLAN [options] FOR <statement>` (Calcite's options, such as
+/// `WITH IMPLEMENTATION`, are accepted and change nothing), or `EXPLAIN [ANALYZE]
+/// [VERBOSE]` of an INSERT or REPLACE. `None` for any other EXPLAIN: DataFusion's.
+fn parse_explain(tokens: &[TokenWithSpan], from: usize) -> Result<Option<ExplainStatement>> {
+    let Some(next) = next_significant(tokens, from) else {
+        return plan_err!("EXPLAIN needs a statement to explain");
+    };
+    if is_word(&tokens[next].token, "PLAN") {
+        let Some(body) =
+            (next + 1..tokens.len()).find(|&i| is_keyword(&tokens[i].token, Keyword::FOR))
+        else {
+            return plan_err!("Invalid SQL: expected FOR after EXPLAIN PLAN");
+        };
+        let statement = parse_statement(&render(&tokens[body + 1..]))?;
+        return match statement {
+            DruidStatement::Ingest(_) => Ok(Some(ExplainStatement {
+                druid: true,
+                analyze: false,
+                verbose: false,
+                statement,
+            })),
+            DruidStatement::DataFusion(ref s)
+                if matches!(s.as_ref(), DFStatement::Statement(q)
+                    if matches!(q.as_ref(), datafusion::sql::sqlparser::ast::Statement::Query(_))) =>
+            {
+                Ok(Some(ExplainStatement {
+                    druid: true,
+                    analyze: false,
+                    verbose: false,
+                    statement,
+                }))
+            }
+            _ => plan_err!("EXPLAIN PLAN FOR takes a SELECT, INSERT or REPLACE statement"),
+        };
+    }
+    let (mut analyze, mut verbose) = (false, false);
+    let mut at = next;
+    loop {
+        match &tokens[at].token {
+            t if is_keyword(t, Keyword::ANALYZE) && !analyze => analyze = true,
+            t if is_keyword(t, Keyword::VERBOSE) && !verbose => verbose = true,
+            _ => break,
+        }
+        match next_significant(tokens, at + 1) {
+            Some(i) => at = i,
+            None => return Ok(None),
+        }
+    }
+    let head = &tokens[at].token;
+    if !is_keyword(head, Keyword::INSERT) && !is_keyword(head, Keyword::REPLACE) {
+        return Ok(None);
+    }
+    let statement = DruidStatement::Ingest(Box::new(parse_ingest(tokens[at..].to_vec())?));
+    Ok(Some(ExplainStatement {
+        druid: false,
+        analyze,
+        verbose,
+        statement,
+    }))
+}
+
+/// A statement DataFusion's parser takes, with Druid's syntax rewritten.
+fn parse_datafusion(tokens: &[TokenWithSpan]) -> Result<DruidStatement> {
+    let text = render(tokens);
     let dialect = GenericDialect {};
     let mut parser = DFParserBuilder::new(text.as_str())
         .with_dialect(&dialect)

@@ -59,6 +59,18 @@ pub(crate) fn next_significant(tokens: &[TokenWithSpan], from: usize) -> Option<
     (from..tokens.len()).find(|&i| !is_trivia(&tokens[i].token))
 }
 
+/// True when the last statement of `sql` is an EXPLAIN (Druid answers EXPLAIN inline,
+/// even on the task endpoint).
+pub fn is_explain(sql: &str) -> bool {
+    let Ok(statements) = split_statements(sql) else {
+        return false;
+    };
+    let Some(tokens) = statements.last().and_then(|s| tokenize(s).ok()) else {
+        return false;
+    };
+    next_significant(&tokens, 0).is_some_and(|i| is_keyword(&tokens[i].token, Keyword::EXPLAIN))
+}
+
 /// Splits a script into statements on top-level semicolons. Empty statements (only
 /// whitespace and comments) are dropped.
 pub fn split_statements(sql: &str) -> Result<Vec<String>> {

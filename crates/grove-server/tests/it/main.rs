@@ -7,6 +7,7 @@ mod cli;
 mod cloud;
 mod console;
 mod coordinator;
+mod explain;
 mod inputs;
 mod sql_api;
 mod statements;
