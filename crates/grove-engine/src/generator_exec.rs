@@ -17,8 +17,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use arrow::array::{RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::{AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::counters::{StageCounters, StageKind};
 use crate::parquet_writer::{ThreadShare, ThreadShareGuard};
-use crate::shuffle_exec::task_progress;
+use crate::shuffle_exec::{BUCKET_COLUMN, task_progress};
 use crate::task::TaskProgress;
 use crate::writer::{SegmentWriter, WriterConfig, time_column};
 
@@ -223,6 +223,7 @@ impl ExecutionPlan for SegmentGeneratorExec {
         let state = Generating {
             input,
             time_index: rows.index_of(TIME_COLUMN)?,
+            bucket_index: rows.index_of(BUCKET_COLUMN).ok(),
             output,
             spec: self.spec.clone(),
             deep: deep.as_ref().clone(),
@@ -266,6 +267,8 @@ fn plain_schema(rows: &Schema) -> SchemaRef {
 struct Generating {
     input: SendableRecordBatchStream,
     time_index: usize,
+    /// The input's range-bucket column, if it has one (a batch is of one bucket).
+    bucket_index: Option<usize>,
     /// Schema of the rows written.
     output: SchemaRef,
     spec: GeneratorSpec,
@@ -274,9 +277,9 @@ struct Generating {
     worker: usize,
     threads: ThreadShare,
     progress: Option<Arc<TaskProgress>>,
-    /// The writer of the time chunk being written, counted among the writers that share
-    /// the cores.
-    current: Option<(Interval, SegmentWriter, ThreadShareGuard)>,
+    /// The writer of the time chunk (and range bucket) being written, counted among the
+    /// writers that share the cores.
+    current: Option<((Interval, u32), SegmentWriter, ThreadShareGuard)>,
     done: bool,
     output_rows: Count,
     elapsed: Time,
@@ -297,7 +300,14 @@ impl Generating {
             let elapsed = self.elapsed.clone();
             let timer = elapsed.timer();
             let first = time_column(&batch, self.time_index)?.value(0);
-            let chunk = self.spec.writer.granularity.bucket(first);
+            let bucket = match self.bucket_index {
+                Some(i) => batch
+                    .column(i)
+                    .as_primitive_opt::<UInt32Type>()
+                    .map_or(0, |b| b.value(0)),
+                None => 0,
+            };
+            let chunk = (self.spec.writer.granularity.bucket(first), bucket);
             let finished = match &self.current {
                 Some((open, ..)) if *open != chunk => self.finish().await?,
                 _ => None,
@@ -310,7 +320,8 @@ impl Generating {
                     Arc::clone(&self.output),
                 )?
                 .with_counters(Arc::clone(&self.counters), self.worker)
-                .with_threads(self.threads.clone());
+                .with_threads(self.threads.clone())
+                .with_bucket(bucket);
                 self.current = Some((chunk, writer, share));
             }
             let out = batch.project(&self.spec.output)?;

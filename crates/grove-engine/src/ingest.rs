@@ -174,6 +174,36 @@ pub(crate) async fn execute_ingest(
     }
 }
 
+/// Puts segments in time order and, within a time chunk, in key order (range shard
+/// specs) or in the order they were cut (numbered), the order partition numbers follow.
+/// A chunk split into range buckets was written by several partitions, each knowing only
+/// its own bucket: the chunk's first segment starts open, each segment ends where the
+/// next one starts, and the last ends open.
+fn chain_ranges(segments: &mut [NewSegment]) {
+    segments.sort_by(|a, b| {
+        let start = |s: &NewSegment| s.range.as_ref().and_then(|r| r.start.clone());
+        (a.interval, start(a), &a.path).cmp(&(b.interval, start(b), &b.path))
+    });
+    let mut i = 0;
+    while i < segments.len() {
+        let interval = segments[i].interval;
+        let end = (i..segments.len())
+            .find(|&j| segments[j].interval != interval)
+            .unwrap_or(segments.len());
+        let starts: Vec<_> = segments[i..end]
+            .iter()
+            .map(|s| s.range.as_ref().and_then(|r| r.start.clone()))
+            .collect();
+        for (k, s) in segments[i..end].iter_mut().enumerate() {
+            if let Some(range) = s.range.as_mut() {
+                range.start = if k == 0 { None } else { starts[k].clone() };
+                range.end = starts.get(k + 1).cloned().flatten();
+            }
+        }
+        i = end;
+    }
+}
+
 /// Druid's stages as counters: the shuffle's routing (stage 0) and what it served to the
 /// segment generator (stage 1), found in the physical plan.
 fn stage_counters(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<StageCounters>> {
@@ -254,7 +284,7 @@ async fn run_plan(
         deep.delete_task_files(data_source, task_id).await;
         return Err(e);
     }
-    written.sort_by(|a, b| (a.interval, &a.path).cmp(&(b.interval, &b.path)));
+    chain_ranges(&mut written);
     if written.len() > MAX_PARTITIONS {
         let paths: Vec<_> = written
             .iter()

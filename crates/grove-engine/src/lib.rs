@@ -17,6 +17,7 @@ mod node;
 mod parquet_writer;
 mod planner;
 mod query;
+mod range;
 mod report;
 pub mod result_pages;
 pub mod results;

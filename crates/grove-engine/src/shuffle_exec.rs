@@ -59,6 +59,7 @@ use tokio::task::JoinError;
 
 use crate::counters::{StageCounters, StageKind, WorkerCounters};
 use crate::parquet_writer::{ThreadShare, ThreadShareGuard};
+use crate::range::{SplitKeys, split_chunk};
 use crate::stages::{
     ChunkBuffer, ChunkOrder, Routed, Shuffle, SortedSlices, spill_batches, spill_manager,
 };
@@ -105,10 +106,23 @@ impl fmt::Debug for ChunkShuffleExec {
     }
 }
 
+/// The column that numbers a row's range bucket within its time chunk (the last column
+/// of the shuffle's output).
+pub(crate) const BUCKET_COLUMN: &str = "__bucket";
+
 /// The schema rows leave the shuffle with: every string column as keys into a
 /// dictionary of its chunk's values (`Dictionary(UInt32, Utf8)`), so that the sorted rows
-/// are gathered without copying strings; other columns as they are.
-pub(crate) fn keyed_schema(plain: &SchemaRef) -> SchemaRef {
+/// are gathered without copying strings; other columns as they are; then
+/// [`BUCKET_COLUMN`].
+pub(crate) fn served_schema(plain: &SchemaRef) -> SchemaRef {
+    let keyed = keyed_schema(plain);
+    let mut fields: Vec<Field> = keyed.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(BUCKET_COLUMN, DataType::UInt32, false));
+    Arc::new(Schema::new_with_metadata(fields, plain.metadata().clone()))
+}
+
+/// `plain` with its string columns as keys into dictionaries.
+fn keyed_schema(plain: &SchemaRef) -> SchemaRef {
     let fields: Vec<Field> = plain
         .fields()
         .iter()
@@ -159,7 +173,7 @@ impl ChunkShuffleExec {
     /// The shuffle of `input` (which must have a `__time` column).
     pub fn try_new(input: Arc<dyn ExecutionPlan>, spec: ShuffleSpec) -> Result<Self> {
         input.schema().index_of(TIME_COLUMN)?;
-        let schema = keyed_schema(&input.schema());
+        let schema = served_schema(&input.schema());
         let slots = spec.slots.max(1);
         Ok(Self {
             properties: Arc::new(PlanProperties::new(
@@ -344,11 +358,25 @@ impl ShuffleRun {
 
     /// Starts routing every input partition on its own task.
     fn start(exec: &ChunkShuffleExec, context: &Arc<TaskContext>) -> Result<Self> {
+        let plain = exec.input.schema();
+        let bounds = if exec.spec.writer.range_dimensions.is_empty() {
+            exec.spec.order.columns.clone()
+        } else {
+            exec.spec
+                .writer
+                .range_dimensions
+                .iter()
+                .map(|d| plain.index_of(d))
+                .collect::<std::result::Result<Vec<_>, _>>()?
+        };
+        let keys = SplitKeys::new(&plain, exec.spec.order.columns.clone(), bounds)?;
         let shuffle = Arc::new(Shuffle::try_new(
-            exec.input.schema(),
+            Arc::clone(&plain),
             exec.spec.writer.clone(),
+            keys.clone(),
             context,
         )?);
+        let rows_per_segment = exec.spec.writer.rows_per_segment;
         let progress = task_progress(context);
         let queue = Arc::new(Mutex::new(ChunkQueue {
             chunks: Default::default(),
@@ -356,6 +384,7 @@ impl ShuffleRun {
             progress: progress.clone(),
         }));
         let spill = shuffle.spill_manager();
+        let split_spill = shuffle.spill_manager();
         let partitions = exec.input.properties().partitioning.partition_count();
         let workers = exec.spec.workers.max(1);
         let task_id = exec.spec.writer.task_id.clone();
@@ -382,13 +411,25 @@ impl ShuffleRun {
                 })??;
             }
             let output = shuffle.take_output()?;
+            let time_chunks = output.chunks.len();
+            // Chunks larger than a segment are split at key boundaries, so that their
+            // sort and write spread over the output partitions.
+            let mut chunks = Vec::with_capacity(output.chunks.len());
+            for (interval, chunk) in output.chunks {
+                if chunk.rows > rows_per_segment {
+                    for part in split_chunk(chunk, &keys, rows_per_segment, &split_spill).await? {
+                        chunks.push((interval, part));
+                    }
+                } else {
+                    chunks.push((interval, chunk));
+                }
+            }
+            chunks.sort_by_key(|(_, c)| std::cmp::Reverse(c.rows));
             timer.done();
             routed_rows.add(output.rows as usize);
             spilled_rows.add(output.spilled_rows as usize);
             if let Some(progress) = &progress {
-                progress
-                    .chunks
-                    .store(output.chunks.len() as u64, Ordering::Relaxed);
+                progress.chunks.store(time_chunks as u64, Ordering::Relaxed);
                 progress
                     .rows_spilled
                     .store(output.spilled_rows, Ordering::Relaxed);
@@ -397,7 +438,7 @@ impl ShuffleRun {
             fill.lock()
                 .map_err(|_| DataFusionError::Internal("chunk queue poisoned".into()))?
                 .chunks
-                .extend(output.chunks);
+                .extend(chunks);
             Ok::<_, DataFusionError>(())
         });
         let routing = async move {
@@ -533,7 +574,13 @@ impl Served {
                 timer.done();
                 if let Some(batch) = next {
                     self.output_rows.add(batch.num_rows());
-                    return Ok(Some(to_keyed(batch, &self.sorter.keyed)?));
+                    let mut columns = to_keyed(batch, &self.sorter.keyed)?.columns().to_vec();
+                    let n = columns.first().map_or(0, |c| c.len());
+                    columns.push(Arc::new(UInt32Array::from(vec![chunk.bucket(); n])));
+                    return Ok(Some(RecordBatch::try_new(
+                        Arc::clone(&self.sorter.served),
+                        columns,
+                    )?));
                 }
                 self.current = None;
             }
@@ -566,12 +613,14 @@ impl Served {
 enum SortedChunk {
     /// Sorted in memory.
     InMemory {
+        bucket: u32,
         slices: Box<SortedSlices>,
         _memory: (Option<MemoryReservation>, MemoryReservation),
         _share: ThreadShareGuard,
     },
     /// Merged from sorted runs.
     Merged {
+        bucket: u32,
         stream: SendableRecordBatchStream,
         counters: Arc<StageCounters>,
         worker: usize,
@@ -581,6 +630,13 @@ enum SortedChunk {
 }
 
 impl SortedChunk {
+    /// The range bucket being served.
+    fn bucket(&self) -> u32 {
+        match self {
+            Self::InMemory { bucket, .. } | Self::Merged { bucket, .. } => *bucket,
+        }
+    }
+
     async fn next(&mut self) -> Result<Option<RecordBatch>> {
         match self {
             Self::InMemory { slices, .. } => slices.next().transpose(),
@@ -608,8 +664,10 @@ impl SortedChunk {
 struct ChunkSorter {
     /// Schema of the routed rows (plain).
     schema: SchemaRef,
-    /// Schema of the rows served.
+    /// The rows' schema with strings as keys.
     keyed: SchemaRef,
+    /// Schema of the rows served (`keyed` and the bucket).
+    served: SchemaRef,
     order: ChunkOrder,
     lex: LexOrdering,
     task_ctx: Arc<TaskContext>,
@@ -641,7 +699,8 @@ impl ChunkSorter {
             in_memory_limit,
             sorted_spill: spill_manager(&task_ctx.runtime_env(), &schema),
             lex: exec.spec.order.lex(&schema)?,
-            keyed: exec.schema(),
+            keyed: keyed_schema(&schema),
+            served: exec.schema(),
             schema,
             order: exec.spec.order.clone(),
             task_ctx: Arc::clone(task_ctx),
@@ -677,6 +736,7 @@ impl ChunkSorter {
             bytes,
             spilled_bytes,
             reservation,
+            bucket,
             ..
         } = chunk;
         // A chunk within this partition's share of the budget is sorted in memory, its
@@ -700,6 +760,7 @@ impl ChunkSorter {
             let slices = self.sort_off_thread(batches, 8 * batch_size, true).await?;
             sort.level0_done.fetch_add(1, Ordering::Relaxed);
             return Ok(SortedChunk::InMemory {
+                bucket,
                 slices: Box::new(slices),
                 _memory: (reservation, read_back),
                 _share: share,
@@ -761,6 +822,7 @@ impl ChunkSorter {
             .with_reservation(merge_reservation)
             .build()?;
         Ok(SortedChunk::Merged {
+            bucket,
             stream,
             counters: Arc::clone(&self.counters),
             worker: self.worker,

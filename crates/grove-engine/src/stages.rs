@@ -29,6 +29,7 @@ use grove_common::types::TIME_COLUMN;
 use crate::compact::{self, ChunkDictionary, Compactor, MAX_ROWS, expand};
 use crate::counters::Channel;
 use crate::parquet_writer::{ThreadShare, on_threads};
+use crate::range::SplitKeys;
 use crate::writer::{WriterConfig, check_chunk, time_column};
 
 /// Rows routed to a time chunk: a whole batch, or some rows of one. When most rows of a
@@ -37,13 +38,21 @@ use crate::writer::{WriterConfig, check_chunk, time_column};
 /// them; stage 1 gathers from it like from any other batch.
 #[derive(Clone, Debug)]
 pub(crate) struct Routed {
-    batch: RecordBatch,
-    rows: Option<UInt32Array>,
+    pub(crate) batch: RecordBatch,
+    pub(crate) rows: Option<UInt32Array>,
 }
 
 impl Routed {
     pub(crate) fn whole(batch: RecordBatch) -> Self {
         Self { batch, rows: None }
+    }
+
+    /// The rows `rows` of `batch`.
+    pub(crate) fn part(batch: RecordBatch, rows: UInt32Array) -> Self {
+        Self {
+            batch,
+            rows: Some(rows),
+        }
     }
 
     fn num_rows(&self) -> usize {
@@ -97,6 +106,11 @@ pub(crate) struct ChunkBuffer {
     pub(crate) spilled_bytes: usize,
     /// Batches routed into this chunk (stage 1's input frames).
     pub(crate) frames: usize,
+    /// Stage 0's key sample of the chunk's rows (boundary columns, plain), from which a
+    /// large chunk is split ([`crate::range`]).
+    pub(crate) sample: Vec<RecordBatch>,
+    /// Which range bucket of its time chunk this is (0 for a chunk that is not split).
+    pub(crate) bucket: u32,
     /// The share of the memory budget that `batches` hold (from stage 1 on; in stage 0
     /// the shuffle's reservation holds every chunk's).
     pub(crate) reservation: Option<MemoryReservation>,
@@ -555,7 +569,7 @@ impl SortedSlices {
 }
 
 /// Ascending, nulls first: Druid's order for dimensions.
-const SORT_OPTIONS: SortOptions = SortOptions {
+pub(crate) const SORT_OPTIONS: SortOptions = SortOptions {
     descending: false,
     nulls_first: true,
 };
@@ -582,6 +596,8 @@ pub(crate) struct ShuffleOutput {
 pub(crate) struct Shuffle {
     /// The ingest's settings (granularity, OVERWRITE intervals, limits).
     config: WriterConfig,
+    /// What the key sample is taken of.
+    keys: SplitKeys,
     time_index: usize,
     /// Rows are held compact (string columns as dictionaries).
     compactor: Compactor,
@@ -603,6 +619,7 @@ impl Shuffle {
     pub(crate) fn try_new(
         schema: SchemaRef,
         config: WriterConfig,
+        keys: SplitKeys,
         ctx: &TaskContext,
     ) -> Result<Self> {
         let time_index = schema.index_of(TIME_COLUMN)?;
@@ -614,6 +631,7 @@ impl Shuffle {
             .register(&runtime.memory_pool);
         Ok(Self {
             config,
+            keys,
             time_index,
             compactor,
             spill,
@@ -684,6 +702,19 @@ impl Shuffle {
             }
             parts[last].1.push(i as u32);
         }
+        // Key statistics: the sampled rows' boundary columns, per chunk.
+        let sampled = self.keys.sampled(&batch)?;
+        let mut samples: Vec<(Interval, RecordBatch)> = Vec::new();
+        for (interval, rows) in &parts {
+            let picked: Vec<u32> = rows
+                .iter()
+                .copied()
+                .filter(|&r| sampled[r as usize])
+                .collect();
+            if !picked.is_empty() {
+                samples.push((*interval, self.keys.sample_of(&batch, &picked)?));
+            }
+        }
         let pieces: Vec<(Interval, Routed)> = if parts.len() == 1 {
             vec![(parts[0].0, Routed::whole(self.compactor.compact(&batch)?))]
         } else {
@@ -738,6 +769,14 @@ impl Shuffle {
             chunk.shuffled += share;
             counters.add_frame(piece.num_rows() as u64, share as u64);
             chunk.batches.push(piece);
+        }
+        for (interval, sample) in samples {
+            state
+                .chunks
+                .entry(interval)
+                .or_default()
+                .sample
+                .push(sample);
         }
         Ok(())
     }

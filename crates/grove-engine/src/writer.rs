@@ -84,6 +84,9 @@ pub(crate) struct SegmentWriter {
     counters: Option<(Arc<StageCounters>, usize)>,
     /// Threads to encode columns with.
     threads: ThreadShare,
+    /// The range bucket of its time chunk this writer writes (0: the chunk's first or
+    /// only one).
+    bucket: u32,
 }
 
 impl SegmentWriter {
@@ -123,12 +126,21 @@ impl SegmentWriter {
             rows: 0,
             counters: None,
             threads: ThreadShare::new(1),
+            bucket: 0,
         })
     }
 
     /// Encodes columns on the threads `share` allows.
     pub(crate) fn with_threads(mut self, share: ThreadShare) -> Self {
         self.threads = share;
+        self
+    }
+
+    /// Writes range bucket `bucket` of its time chunks: its files are named for the
+    /// bucket, and its first segment's range starts at its first key (the bucket's
+    /// boundary) instead of being open.
+    pub(crate) fn with_bucket(mut self, bucket: u32) -> Self {
+        self.bucket = bucket;
         self
     }
 
@@ -282,9 +294,16 @@ impl SegmentWriter {
         if self.finished.len() + 1 > self.config.max_partitions {
             return Err(MsqFault::TooManyPartitions.into());
         }
-        let path =
-            self.deep
-                .segment_path(&self.config.data_source, &interval, &self.config.task_id, n);
+        let name = match self.bucket {
+            0 => n.to_string(),
+            b => format!("{b}_{n}"),
+        };
+        let path = self.deep.segment_path(
+            &self.config.data_source,
+            &interval,
+            &self.config.task_id,
+            &name,
+        );
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_statistics_enabled(EnabledStatistics::Page)
@@ -374,10 +393,13 @@ impl SegmentWriter {
                     |j: usize| self.finished.get(j).filter(|o| o.interval == f.interval);
                 RangeBounds {
                     dimensions: self.config.range_dimensions.clone(),
-                    start: i
-                        .checked_sub(1)
-                        .and_then(same_chunk)
-                        .and(f.first_key.clone()),
+                    start: if i == 0 && self.bucket > 0 {
+                        f.first_key.clone()
+                    } else {
+                        i.checked_sub(1)
+                            .and_then(same_chunk)
+                            .and(f.first_key.clone())
+                    },
                     end: same_chunk(i + 1).and_then(|next| next.first_key.clone()),
                 }
             });

@@ -54,13 +54,13 @@ impl DeepStorage {
     }
 
     /// Where a new segment file of a task goes:
-    /// `<ds>/<start>_<end>/<taskId>/<n>.parquet`.
+    /// `<ds>/<start>_<end>/<taskId>/<name>.parquet`.
     pub fn segment_path(
         &self,
         data_source: &str,
         interval: &Interval,
         task_id: &str,
-        n: usize,
+        name: &str,
     ) -> ObjectPath {
         let chunk = format!(
             "{}_{}",
@@ -72,7 +72,7 @@ impl DeepStorage {
             .join(data_source)
             .join(chunk.as_str())
             .join(task_id)
-            .join(format!("{n}.parquet").as_str())
+            .join(format!("{name}.parquet").as_str())
     }
 
     /// Druid's loadSpec for a file.

@@ -17,7 +17,8 @@ fn inline_json(rows: &[(&str, &str, i64)]) -> String {
 
 pub(crate) async fn scalar(grove: &GroveContext, sql: &str) -> i64 {
     let batches = grove.sql(sql).await.unwrap().collect().await.unwrap();
-    let col = batches[0].column(0);
+    let batch = batches.iter().find(|b| b.num_rows() > 0).unwrap();
+    let col = batch.column(0);
     col.as_any().downcast_ref::<Int64Array>().unwrap().value(0)
 }
 

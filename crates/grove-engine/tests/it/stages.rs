@@ -340,9 +340,11 @@ async fn counters_agree_with_the_segments() {
     assert_eq!(stage1.total(|w| &w.segments.rows_persisted), 30_000);
     assert_eq!(stage1.total(|w| &w.segments.rows_merged), 30_000);
     assert_eq!(stage1.total(|w| &w.segments.rows_pushed), 30_000);
-    // Every chunk was sorted once, in memory.
-    assert_eq!(stage1.total(|w| &w.sort.level0_total), 3);
-    assert_eq!(stage1.total(|w| &w.sort.level0_done), 3);
+    // Every chunk (10,000 rows, over rowsPerSegment: split into range buckets) was sorted
+    // in memory, bucket by bucket.
+    let sorts = stage1.total(|w| &w.sort.level0_total);
+    assert!(sorts > 3, "{sorts} sorts");
+    assert_eq!(stage1.total(|w| &w.sort.level0_done), sorts);
     assert_eq!(stage1.total(|w| &w.sort.level1_total), 0);
     // Both stage-1 workers did work (three chunks, two at a time).
     assert!(
@@ -413,4 +415,112 @@ async fn batches_mostly_in_one_chunk_are_kept_not_copied() {
         );
         assert_eq!(stages[1].total(|w| &w.input.rows), rows as u64);
     }
+}
+
+/// `PARTITIONED BY ALL`, REPLACE clustered by a high-cardinality string, two workers: the
+/// one time chunk is split at key boundaries drawn from the key sample, both stage-1
+/// workers sort and write rows, the segments' range shard specs are disjoint and ordered
+/// (and hold their rows), every row is there once, and a memory budget that makes the
+/// rows spill gives the same segments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_time_chunk_is_split_by_key_over_the_workers() {
+    let input = tempfile::tempdir().unwrap();
+    let path = input.path().join("keys.json");
+    let rows = 20_000usize;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for i in 0..rows {
+        let key = format!("k{:05}", (i * 7919) % rows);
+        writeln!(
+            f,
+            r#"{{"ts":"2015-09-12T{:02}:{:02}:00Z","page":"{key}","n":{i}}}"#,
+            (i / 60) % 24,
+            i % 60
+        )
+        .unwrap();
+    }
+    f.flush().unwrap();
+    drop(f);
+    let sql = format!(
+        r#"SET maxNumTasks = 3;
+SET rowsPerSegment = 3000;
+REPLACE INTO r OVERWRITE ALL
+SELECT TIME_PARSE(ts) AS __time, page, n
+FROM TABLE(EXTERN('{{"type":"local","files":["{}"]}}', '{{"type":"json"}}',
+  '[{{"name":"ts","type":"string"}},{{"name":"page","type":"string"}},{{"name":"n","type":"long"}}]'))
+PARTITIONED BY ALL CLUSTERED BY page"#,
+        path.display()
+    );
+    let mut shapes = Vec::new();
+    for budget in [None, Some(256usize << 10)] {
+        let (_dir, grove) = open(budget).await;
+        let prepared = grove.prepare(&sql, &QueryContext::new()).await.unwrap();
+        let control = TaskControl::new();
+        grove.run_ingest(&prepared, &control).await.unwrap();
+        let mut segments = grove.metadata().used_segments("r").await.unwrap();
+        segments.sort_by_key(|s| s.shard_spec.partition_num());
+        assert!(segments.len() >= 6, "{} segments", segments.len());
+        let mut shape = Vec::new();
+        let mut previous_end = None;
+        for (i, s) in segments.iter().enumerate() {
+            let grove_store::ShardSpec::Range {
+                dimensions,
+                start,
+                end,
+                ..
+            } = &s.shard_spec
+            else {
+                panic!("not a range shard spec: {:?}", s.shard_spec);
+            };
+            assert_eq!(dimensions, &["page".to_string()]);
+            // Ordered and disjoint: each starts where the one before ended.
+            if i == 0 {
+                assert_eq!(start, &None);
+            } else {
+                assert_eq!(start, &previous_end, "segment {i}");
+                assert!(start.is_some());
+            }
+            if i + 1 == segments.len() {
+                assert_eq!(end, &None);
+            }
+            assert!(s.num_rows <= 3_000 + 10, "segment {i}: {} rows", s.num_rows);
+            // Its rows are inside its range.
+            let bound = |b: &Option<Vec<Option<String>>>| {
+                b.as_ref().and_then(|k| k[0].clone()).unwrap_or_default()
+            };
+            for batch in read_segment(s) {
+                let pages = batch.column(1).as_string::<i32>();
+                for p in pages.iter().flatten() {
+                    assert!(start.is_none() || p >= bound(start).as_str(), "{p} in {i}");
+                    assert!(end.is_none() || p < bound(end).as_str(), "{p} in {i}");
+                }
+            }
+            previous_end = end.clone();
+            shape.push((s.num_rows, start.clone(), end.clone()));
+        }
+        assert_eq!(
+            segments.iter().map(|s| s.num_rows).sum::<u64>(),
+            rows as u64
+        );
+        assert_eq!(
+            scalar(&grove, "SELECT SUM(n) FROM r").await,
+            (0..rows as i64).sum::<i64>()
+        );
+        // Both workers of the segment stage sorted and wrote rows.
+        let stages = control.progress.stages();
+        for (w, worker) in stages[1].workers().iter().enumerate() {
+            assert!(
+                worker.input.rows.load(Relaxed) > 0,
+                "worker {w} had no rows"
+            );
+            assert!(
+                worker.output.rows.load(Relaxed) > 0,
+                "worker {w} wrote none"
+            );
+        }
+        shapes.push(shape);
+    }
+    assert_eq!(
+        shapes[0], shapes[1],
+        "the budget must not change the segments"
+    );
 }
