@@ -5,8 +5,9 @@ usage: python3 bench/peers.py PEER SCENARIO      PEER: duckdb | datafusion | pol
 
 The engine is imported and set up first (a running server does not pay that); the timer then
 covers exactly the work: read the KTTM NDJSON.gz, parse __time, partition by the scenario's time
-chunk, sort by the cluster key, write zstd Parquet. The SQL is the one of ../shared/bench/peer_*.py
-(the peers' reference scripts). Prints one JSON line:
+chunk, sort by the cluster key, write zstd Parquet (S5: one partition `part=all`, sorted by
+session, __time). The SQL is the one of ../shared/bench/peer_*.py (the peers' reference scripts).
+S6 is for Grove alone and refused here. Prints one JSON line:
   {"engine", "scenario", "wall_s", "peak_mib", "rows_out", "files"}
 peak_mib is the process's peak RSS (ru_maxrss), which includes the engine's import (~50-150 MiB).
 """
@@ -17,7 +18,7 @@ import resource
 import sys
 import time
 
-from common import COLUMNS, DATA, SCENARIOS, files, out_dir
+from common import COLUMNS, DATA, GROVE_ONLY, SCENARIOS, files, out_dir
 
 THREADS = 2
 
@@ -39,6 +40,8 @@ def duckdb_job(scen, ds, gran, kind, out):
         sql = f"SELECT *, strftime(__time, '{fmt}') AS part FROM ({base}) ORDER BY __time"
     elif kind == "cluster":
         sql = f"SELECT *, strftime(__time, '{fmt}') AS part FROM ({base}) ORDER BY part, browser, country, __time"
+    elif kind == "cluster_all":
+        sql = f"SELECT *, 'all' AS part FROM ({base}) ORDER BY session, __time"
     else:
         sql = (f"SELECT date_trunc('minute', __time) AS __time, browser, country, count(*) AS cnt, "
                f"sum(session_length) AS sum_session_length, approx_count_distinct(session) AS unique_sessions, "
@@ -66,6 +69,8 @@ def datafusion_job(scen, ds, gran, kind, out):
         sql = f"SELECT *, to_char(__time, '{fmt}') AS part FROM ({base}) ORDER BY __time"
     elif kind == "cluster":
         sql = f"SELECT *, to_char(__time, '{fmt}') AS part FROM ({base}) ORDER BY part, browser, country, __time"
+    elif kind == "cluster_all":
+        sql = f"SELECT *, 'all' AS part FROM ({base}) ORDER BY session, __time"
     else:
         sql = (f"SELECT date_trunc('minute', __time) AS __time, browser, country, count(*) AS cnt, "
                f"sum(session_length) AS sum_session_length, approx_distinct(session) AS unique_sessions, "
@@ -93,6 +98,8 @@ def polars_job(scen, ds, gran, kind, out):
         elif kind == "cluster":
             lf = lf.with_columns(pl.col("__time").dt.strftime(fmt).alias("part")).sort(
                 ["part", "browser", "country", "__time"])
+        elif kind == "cluster_all":
+            lf = lf.with_columns(pl.lit("all").alias("part")).sort(["session", "__time"])
         else:
             lf = (lf.group_by(pl.col("__time").dt.truncate("1m"), "browser", "country")
                   .agg(pl.len().alias("cnt"), pl.col("session_length").sum().alias("sum_session_length"),
@@ -113,6 +120,8 @@ def chdb_job(scen, ds, gran, kind, out):
     if kind in ("sort_time", "cluster"):
         order = "__time" if kind == "sort_time" else "part, browser, country, __time"
         sel = f"SELECT *, formatDateTime(__time, '{fmt}', 'UTC') AS part FROM ({base}) ORDER BY {order}"
+    elif kind == "cluster_all":
+        sel = f"SELECT *, 'all' AS part FROM ({base}) ORDER BY session, __time"
     else:
         sel = (f"SELECT toStartOfMinute(__time) AS __time, browser, country, count() AS cnt, "
                f"sum(session_length) AS sum_session_length, uniq(session) AS unique_sessions, "
@@ -131,8 +140,10 @@ JOBS = {"duckdb": duckdb_job, "datafusion": datafusion_job, "polars": polars_job
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in JOBS or sys.argv[2] not in SCENARIOS:
-        sys.exit(f"usage: {sys.argv[0]} {{{'|'.join(JOBS)}}} {{{'|'.join(SCENARIOS)}}}")
+    scens = [s for s in SCENARIOS if s not in GROVE_ONLY]
+    if len(sys.argv) != 3 or sys.argv[1] not in JOBS or sys.argv[2] not in scens:
+        sys.exit(f"usage: {sys.argv[0]} {{{'|'.join(JOBS)}}} {{{'|'.join(scens)}}}"
+                 + (f"  ({', '.join(sorted(GROVE_ONLY))}: Grove alone)" if GROVE_ONLY else ""))
     peer, scen = sys.argv[1], sys.argv[2]
     ds, gran, kind = SCENARIOS[scen]
     out = out_dir(peer, scen)
