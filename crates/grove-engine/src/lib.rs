@@ -5,6 +5,12 @@
 //!
 //! [`GroveContext`] is the entry point for embedding programs, the CLI, the HTTP server
 //! and the sqllogictest runner alike.
+//!
+//! An ingest is a DataFusion plan: [`IngestNode`] (logical, `node`) is planned by
+//! [`GroveQueryPlanner`] (`planner`) into [`SegmentGeneratorExec`] (`generator_exec`,
+//! with `writer` and `parquet_writer`) over [`ChunkShuffleExec`] (`shuffle_exec`: the
+//! run; `route`: rows into time chunks; `range`: key statistics and range buckets;
+//! `serve` and `sort`: chunks served sorted); `ingest` runs the plan and publishes.
 
 mod codec;
 mod compact;
@@ -21,8 +27,10 @@ mod range;
 mod report;
 pub mod result_pages;
 pub mod results;
+mod route;
+mod serve;
 mod shuffle_exec;
-mod stages;
+mod sort;
 mod system;
 mod task;
 mod writer;

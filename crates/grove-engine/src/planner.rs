@@ -25,7 +25,7 @@ use crate::context::StageWorkers;
 use crate::generator_exec::{GeneratorSpec, SegmentGeneratorExec};
 use crate::node::IngestNode;
 use crate::shuffle_exec::{ChunkShuffleExec, ShuffleSpec};
-use crate::stages::ChunkOrder;
+use crate::sort::ChunkOrder;
 
 /// DataFusion's physical planner with Grove's extension planners.
 #[derive(Debug, Default, Clone, Copy)]

@@ -31,7 +31,8 @@ use datafusion::physical_plan::spill::SpillManager;
 use futures::StreamExt;
 
 use crate::compact::expand;
-use crate::stages::{ChunkBuffer, Routed, SORT_OPTIONS, spill_batches};
+use crate::route::{ChunkBuffer, Routed, spill_batches};
+use crate::sort::SORT_OPTIONS;
 
 /// One row in this many (by hash of its sort key) goes into its chunk's key sample.
 const SAMPLE_EVERY: u64 = 64;
