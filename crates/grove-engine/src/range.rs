@@ -25,12 +25,13 @@ use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{OwnedRow, RowConverter, SortField};
-use datafusion::common::Result;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::common::{DataFusionError, Result};
 use datafusion::physical_plan::spill::SpillManager;
 use futures::StreamExt;
 
 use crate::compact::expand;
+use crate::parquet_writer::on_threads;
 use crate::route::{ChunkBuffer, Routed, spill_batches};
 use crate::sort::SORT_OPTIONS;
 
@@ -117,6 +118,27 @@ fn boundaries(
     Ok(out)
 }
 
+/// Finds the bucket of rows.
+struct Cutter {
+    keys: SplitKeys,
+    converter: RowConverter,
+    bounds: Vec<OwnedRow>,
+}
+
+impl Cutter {
+    /// The bucket of every row of `batch` (routed: compact or plain).
+    fn buckets(&self, batch: &RecordBatch) -> Result<Vec<u32>> {
+        let keys = expand(&batch.project(&self.keys.bounds)?, &self.keys.bounds_schema)?;
+        let rows = self.converter.convert_columns(keys.columns())?;
+        Ok((0..rows.num_rows())
+            .map(|r| {
+                let row = rows.row(r);
+                self.bounds.partition_point(|b| b.row() <= row) as u32
+            })
+            .collect())
+    }
+}
+
 /// Splits `chunk` into buckets of about `rows_per_segment` rows at boundaries cut from
 /// its key sample, in key order (bucket numbers 0, 1, ...); a chunk that fits one
 /// segment, or whose sample has too few distinct keys, stays whole. Spilled runs are read
@@ -141,19 +163,28 @@ pub(crate) async fn split_chunk(
             ..Default::default()
         })
         .collect();
-    let bucket_of = |batch: &RecordBatch| -> Result<Vec<u32>> {
-        let plain_keys = expand(&batch.project(&keys.bounds)?, &keys.bounds_schema)?;
-        let rows = converter.convert_columns(plain_keys.columns())?;
-        Ok((0..rows.num_rows())
-            .map(|r| {
-                let row = rows.row(r);
-                bounds.partition_point(|b| b.row() <= row) as u32
-            })
-            .collect())
+    let cutter = Arc::new(Cutter {
+        keys: keys.clone(),
+        converter,
+        bounds,
+    });
+    // Rows held in memory: each bucket keeps the batch and the numbers of its rows. The
+    // buckets of the batches are found on every core, off the async threads.
+    let pieces = Arc::new(std::mem::take(&mut chunk.batches));
+    let of_rows = {
+        let (cutter, pieces) = (Arc::clone(&cutter), Arc::clone(&pieces));
+        tokio::task::spawn_blocking(move || {
+            on_threads(
+                (0..pieces.len()).collect(),
+                crate::context::available_cores(),
+                |i| cutter.buckets(&pieces[i].batch),
+            )
+        })
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("splitting a time chunk failed: {e}")))??
     };
-    // Rows held in memory: each bucket keeps the batch and the numbers of its rows.
-    for piece in std::mem::take(&mut chunk.batches) {
-        let of_row = bucket_of(&piece.batch)?;
+    for (piece, of_row) in pieces.iter().zip(of_rows) {
+        let of_row = of_row?;
         let mut picks: Vec<Vec<u32>> = vec![Vec::new(); n];
         match &piece.rows {
             None => (0..piece.batch.num_rows() as u32)
@@ -180,7 +211,7 @@ pub(crate) async fn split_chunk(
         let mut per_bucket: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            let of_row = bucket_of(&batch)?;
+            let of_row = cutter.buckets(&batch)?;
             let mut picks: Vec<Vec<u32>> = vec![Vec::new(); n];
             for (r, &b) in of_row.iter().enumerate() {
                 picks[b as usize].push(r as u32);
