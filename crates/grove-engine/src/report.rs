@@ -251,18 +251,35 @@ impl TaskDescription {
             TaskEnd::Success(_) => "SUCCESS",
             TaskEnd::Failed(_) => "FAILED",
         };
+        // Every worker the stages use (`maxNumTasks - 1`, bounded by the server); they run
+        // inside this process, so they start with the controller's first stage.
+        let workers = progress.workers.load(Ordering::Relaxed).max(1);
+        let running = matches!(end, TaskEnd::Running);
+        let waiting = running && progress.phase() == TaskPhase::Waiting;
+        let worker_entries: Map<String, Value> = (0..workers)
+            .map(|w| {
+                (
+                    w.to_string(),
+                    json!([{
+                        "workerId": format!("{}-worker{w}_0", self.task_id),
+                        "state": status_name,
+                        "durationMs": if running { -1 } else { duration.max(0) },
+                        "pendingMs": 0,
+                    }]),
+                )
+            })
+            .collect();
         let mut status = json!({
             "status": status_name,
             "startTime": format_millis(start),
             "durationMs": duration.max(0),
-            "workers": {"0": [{
-                "workerId": format!("{}-worker0_0", self.task_id),
-                "state": status_name,
-                "durationMs": if matches!(end, TaskEnd::Running) { -1 } else { duration.max(0) },
-                "pendingMs": 0,
-            }]},
-            "pendingTasks": 0,
-            "runningTasks": if matches!(end, TaskEnd::Running) { 2 } else { 0 },
+            "workers": if waiting { Map::new() } else { worker_entries },
+            "pendingTasks": if waiting { workers } else { 0 },
+            "runningTasks": match (running, waiting) {
+                (false, _) => 0,
+                (true, true) => 1,
+                (true, false) => 1 + workers,
+            },
         });
         let warnings: Vec<Value> = progress
             .scans()
@@ -363,6 +380,8 @@ impl TaskDescription {
                 "FINISHED"
             } else if failed {
                 "FAILED"
+            } else if phase == TaskPhase::MergingStatistics {
+                "MERGING_STATISTICS"
             } else {
                 "READING_INPUT"
             })

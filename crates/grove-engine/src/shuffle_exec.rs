@@ -329,6 +329,9 @@ impl ShuffleRun {
             }
             let output = shuffle.take_output()?;
             let time_chunks = output.chunks.len();
+            if let Some(progress) = &progress {
+                progress.set_phase(TaskPhase::MergingStatistics);
+            }
             // Chunks larger than a segment are split at key boundaries, so that their
             // sort and write spread over the output partitions.
             let mut chunks = Vec::with_capacity(output.chunks.len());

@@ -18,12 +18,15 @@ pub enum TaskPhase {
     Waiting = 0,
     /// Reading input and sorting (stage 0).
     Reading = 1,
+    /// Merging key statistics and cutting large time chunks into range buckets (Druid's
+    /// `MERGING_STATISTICS`).
+    MergingStatistics = 2,
     /// Writing segments or results (stage 1).
-    Writing = 2,
+    Writing = 3,
     /// Publishing segments.
-    Publishing = 3,
+    Publishing = 4,
     /// Done (successfully or not).
-    Done = 4,
+    Done = 5,
 }
 
 impl TaskPhase {
@@ -31,8 +34,9 @@ impl TaskPhase {
         match v {
             0 => Self::Waiting,
             1 => Self::Reading,
-            2 => Self::Writing,
-            3 => Self::Publishing,
+            2 => Self::MergingStatistics,
+            3 => Self::Writing,
+            4 => Self::Publishing,
             _ => Self::Done,
         }
     }

@@ -109,6 +109,7 @@ impl StageView {
         let phase = match self.phase {
             Some(TaskPhase::Waiting) | None => "waiting",
             Some(TaskPhase::Reading) => "reading",
+            Some(TaskPhase::MergingStatistics) => "merging key statistics",
             Some(_) => "done",
         };
         format!(

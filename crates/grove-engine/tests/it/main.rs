@@ -9,5 +9,6 @@ mod columnar;
 mod datasource;
 mod inputs;
 mod publish;
+mod report;
 mod s3;
 mod stages;

@@ -84,6 +84,14 @@ async fn ingest_task_endpoints_have_druid_shapes() {
     assert!(st["startTime"].is_string());
     assert!(st["durationMs"].as_i64().unwrap() >= 0);
     assert_eq!(st["pendingTasks"], 0);
+    assert_eq!(st["runningTasks"], 0);
+    // Both workers, each with its attempt.
+    assert_eq!(
+        st["workers"]["1"][0]["workerId"],
+        json!(format!("{id}-worker1_0"))
+    );
+    assert_eq!(st["workers"]["0"][0]["state"], "SUCCESS");
+    assert_eq!(st["workers"].as_object().unwrap().len(), 2);
     assert!(st.get("errorReport").is_none());
     assert_eq!(st["segmentReport"]["shardSpec"], "DimensionRangeShardSpec");
     let stages = mq["payload"]["stages"].as_array().unwrap();
