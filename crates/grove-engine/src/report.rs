@@ -46,6 +46,9 @@ pub struct TaskDescription {
     pub inputs: Vec<Value>,
     /// Ingest details, `None` for SELECT.
     pub ingest: Option<IngestDescription>,
+    /// The statement's logical plan as planned (for an ingest, the `GroveIngest` node over
+    /// the SELECT), one line each: the payload's `spec.query`.
+    pub plan: Vec<String>,
 }
 
 /// The ingest part of a [`TaskDescription`].
@@ -71,6 +74,18 @@ impl PreparedStatement {
         context
             .entry("sqlQueryId")
             .or_insert_with(|| Value::String(query_id));
+        let plan_lines: Vec<String> = match &self.kind {
+            PreparedKind::Ingest(plan) => {
+                match crate::IngestNode::try_new(plan, &self.task_id, &self.context) {
+                    Ok(node) => node.into_plan().display_indent().to_string(),
+                    Err(e) => format!("(the ingest node could not be built: {e})"),
+                }
+            }
+            PreparedKind::Query(plan) => plan.display_indent().to_string(),
+        }
+        .lines()
+        .map(str::to_string)
+        .collect();
         match &self.kind {
             PreparedKind::Ingest(plan) => TaskDescription {
                 task_id: self.task_id.clone(),
@@ -93,6 +108,7 @@ impl PreparedStatement {
                     rows_per_segment: self.context.rows_per_segment().unwrap_or(3_000_000),
                     range_dimensions: plan.range_dimensions.clone(),
                 }),
+                plan: plan_lines,
             },
             PreparedKind::Query(plan) => TaskDescription {
                 task_id: self.task_id.clone(),
@@ -116,6 +132,7 @@ impl PreparedStatement {
                     .collect(),
                 inputs: stage_inputs(plan),
                 ingest: None,
+                plan: plan_lines,
             },
         }
     }
@@ -210,9 +227,10 @@ impl TaskDescription {
             "groupId": self.task_id,
             "resource": {"availabilityGroup": self.task_id, "requiredCapacity": 1},
             "spec": {
+                // Grove runs no native Druid query: the query is its own plan.
                 "query": {
-                    "queryType": "scan",
-                    "dataSource": {"type": "external"},
+                    "queryType": "grove",
+                    "logicalPlan": self.plan,
                     "columns": self.columns.iter().map(|c| c.0.clone()).collect::<Vec<_>>(),
                     "context": self.context,
                 },

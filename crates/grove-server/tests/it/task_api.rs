@@ -73,7 +73,13 @@ async fn ingest_task_endpoints_have_druid_shapes() {
         json!({"queryColumn": "page", "outputColumn": "page"})
     );
     assert_eq!(spec["tuningConfig"]["rowsPerSegment"], 3_000_000);
-    assert!(spec["query"].is_object());
+    // The query is Grove's own plan: the ingest node over the SELECT.
+    assert_eq!(spec["query"]["queryType"], "grove");
+    let plan = spec["query"]["logicalPlan"][0].as_str().unwrap();
+    assert!(
+        plan.starts_with("GroveIngest: REPLACE INTO wiki OVERWRITE ALL, PARTITIONED BY DAY"),
+        "{plan}"
+    );
 
     let report = server.report(&id).await;
     let mq = &report["multiStageQuery"];
