@@ -285,7 +285,25 @@ pub(crate) struct ChunkDictionary {
     starts: Vec<u32>,
 }
 
+/// The chunk dictionaries of a time chunk split into range buckets, made once and shared
+/// by its buckets (each would otherwise copy every batch's values into its own).
+pub(crate) struct SharedDictionaries {
+    /// The schema of rows gathered with them.
+    pub(crate) schema: SchemaRef,
+    /// Per column, as [`ChunkDictionary::for_columns`] makes them.
+    pub(crate) columns: Vec<Option<ChunkDictionary>>,
+}
+
 impl ChunkDictionary {
+    /// This dictionary for some of the batches it was made from, in the given order
+    /// (`which[i]` is the index of the `i`-th among them): the same values, not copied.
+    pub(crate) fn for_batches(&self, which: &[usize]) -> Self {
+        Self {
+            values: Arc::clone(&self.values),
+            starts: which.iter().map(|&i| self.starts[i]).collect(),
+        }
+    }
+
     /// The dictionary of every string column of `plain` split over `batches` (plain or
     /// compact; `None` for other columns), and the schema of rows gathered with them
     /// (those columns as `Dictionary(UInt32, Utf8)`).

@@ -30,7 +30,7 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::physical_plan::spill::SpillManager;
 use futures::StreamExt;
 
-use crate::compact::expand;
+use crate::compact::{ChunkDictionary, SharedDictionaries, expand};
 use crate::parquet_writer::on_threads;
 use crate::route::{ChunkBuffer, Routed, spill_batches};
 use crate::sort::SORT_OPTIONS;
@@ -147,6 +147,7 @@ pub(crate) async fn split_chunk(
     mut chunk: ChunkBuffer,
     keys: &SplitKeys,
     rows_per_segment: usize,
+    plain: &SchemaRef,
     spill: &SpillManager,
 ) -> Result<Vec<ChunkBuffer>> {
     let buckets = chunk.rows.div_ceil(rows_per_segment.max(1));
@@ -170,20 +171,34 @@ pub(crate) async fn split_chunk(
     });
     // Rows held in memory: each bucket keeps the batch and the numbers of its rows. The
     // buckets of the batches are found on every core, off the async threads.
+    // A chunk held wholly in memory gets its string dictionaries made once, for all its
+    // buckets (a bucket sorted in memory gathers keys into them).
     let pieces = Arc::new(std::mem::take(&mut chunk.batches));
-    let of_rows = {
-        let (cutter, pieces) = (Arc::clone(&cutter), Arc::clone(&pieces));
-        tokio::task::spawn_blocking(move || {
-            on_threads(
+    let share = chunk.runs.is_empty();
+    let (of_rows, shared) = {
+        let (cutter, pieces, plain) = (Arc::clone(&cutter), Arc::clone(&pieces), Arc::clone(plain));
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            let of_rows = on_threads(
                 (0..pieces.len()).collect(),
                 crate::context::available_cores(),
                 |i| cutter.buckets(&pieces[i].batch),
-            )
+            )?;
+            let shared = if share {
+                let batches: Vec<RecordBatch> = pieces.iter().map(|p| p.batch.clone()).collect();
+                let (schema, columns) = ChunkDictionary::for_columns(&batches, &plain)?;
+                Some(Arc::new(SharedDictionaries { schema, columns }))
+            } else {
+                None
+            };
+            Ok((of_rows, shared))
         })
         .await
         .map_err(|e| DataFusionError::Execution(format!("splitting a time chunk failed: {e}")))??
     };
-    for (piece, of_row) in pieces.iter().zip(of_rows) {
+    for part in &mut parts {
+        part.dictionaries = shared.clone();
+    }
+    for (source, (piece, of_row)) in pieces.iter().zip(of_rows).enumerate() {
         let of_row = of_row?;
         let mut picks: Vec<Vec<u32>> = vec![Vec::new(); n];
         match &piece.rows {
@@ -200,9 +215,11 @@ pub(crate) async fn split_chunk(
             }
             parts[b].rows += rows.len();
             parts[b].frames += 1;
-            parts[b]
-                .batches
-                .push(Routed::part(piece.batch.clone(), UInt32Array::from(rows)));
+            parts[b].batches.push(Routed::part(
+                piece.batch.clone(),
+                UInt32Array::from(rows),
+                source,
+            ));
         }
     }
     // Spilled rows: read back run by run, cut, spilled again per bucket.

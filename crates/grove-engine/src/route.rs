@@ -22,7 +22,7 @@ use datafusion::physical_plan::spill::SpillManager;
 use grove_common::Interval;
 use grove_common::types::TIME_COLUMN;
 
-use crate::compact::{Compactor, MAX_ROWS};
+use crate::compact::{Compactor, MAX_ROWS, SharedDictionaries};
 use crate::counters::Channel;
 use crate::range::SplitKeys;
 use crate::writer::{WriterConfig, check_chunk, time_column};
@@ -35,18 +35,27 @@ use crate::writer::{WriterConfig, check_chunk, time_column};
 pub(crate) struct Routed {
     pub(crate) batch: RecordBatch,
     pub(crate) rows: Option<UInt32Array>,
+    /// Its batch's place among its time chunk's batches, when those have shared
+    /// dictionaries.
+    pub(crate) source: Option<usize>,
 }
 
 impl Routed {
     pub(crate) fn whole(batch: RecordBatch) -> Self {
-        Self { batch, rows: None }
+        Self {
+            batch,
+            rows: None,
+            source: None,
+        }
     }
 
-    /// The rows `rows` of `batch`.
-    pub(crate) fn part(batch: RecordBatch, rows: UInt32Array) -> Self {
+    /// The rows `rows` of `batch`, the `source`-th batch of its time chunk (see
+    /// [`ChunkBuffer::dictionaries`]).
+    pub(crate) fn part(batch: RecordBatch, rows: UInt32Array, source: usize) -> Self {
         Self {
             batch,
             rows: Some(rows),
+            source: Some(source),
         }
     }
 
@@ -106,6 +115,9 @@ pub(crate) struct ChunkBuffer {
     pub(crate) sample: Vec<RecordBatch>,
     /// Which range bucket of its time chunk this is (0 for a chunk that is not split).
     pub(crate) bucket: u32,
+    /// For a range bucket: the dictionaries of its time chunk's batches, shared with the
+    /// other buckets (its pieces name their batch's place among them).
+    pub(crate) dictionaries: Option<Arc<SharedDictionaries>>,
     /// The share of the memory budget that `batches` hold (from stage 1 on; in stage 0
     /// the shuffle's reservation holds every chunk's).
     pub(crate) reservation: Option<MemoryReservation>,
@@ -308,6 +320,7 @@ impl Shuffle {
                             Routed {
                                 batch: self.compactor.compact(&batch)?,
                                 rows: Some(rows),
+                                source: None,
                             },
                         )
                     } else {

@@ -25,6 +25,7 @@ use futures::future::{BoxFuture, Shared};
 use futures::{StreamExt, TryStreamExt};
 use grove_common::Interval;
 
+use crate::compact::SharedDictionaries;
 use crate::counters::{StageCounters, WorkerCounters};
 use crate::parquet_writer::{ThreadShare, ThreadShareGuard};
 use crate::route::{ChunkBuffer, Routed, spill_batches, spill_manager};
@@ -365,6 +366,7 @@ impl ChunkSorter {
             spilled_bytes,
             reservation,
             bucket,
+            dictionaries,
             ..
         } = chunk;
         // A chunk within this partition's share of the budget is sorted in memory, its
@@ -385,7 +387,9 @@ impl ChunkSorter {
                 );
             }
             sort.level0_total.fetch_add(1, Ordering::Relaxed);
-            let slices = self.sort_off_thread(batches, 8 * batch_size, true).await?;
+            let slices = self
+                .sort_off_thread(batches, 8 * batch_size, true, dictionaries)
+                .await?;
             sort.level0_done.fetch_add(1, Ordering::Relaxed);
             return Ok(SortedChunk::InMemory {
                 bucket,
@@ -403,7 +407,7 @@ impl ChunkSorter {
         let mut streams: Vec<SendableRecordBatchStream> = Vec::new();
         if !batches.is_empty() {
             let sorted: Vec<Result<RecordBatch>> = self
-                .sort_off_thread(batches, batch_size, false)
+                .sort_off_thread(batches, batch_size, false, None)
                 .await?
                 .collect();
             streams.push(Box::pin(RecordBatchStreamAdapter::new(
@@ -419,7 +423,7 @@ impl ChunkSorter {
                 .map(Routed::whole)
                 .collect();
             let sorted = self
-                .sort_off_thread(run, batch_size, false)
+                .sort_off_thread(run, batch_size, false, None)
                 .await?
                 .collect::<Result<Vec<_>>>()?;
             if let Some((file, largest)) =
@@ -466,11 +470,12 @@ impl ChunkSorter {
         batches: Vec<Routed>,
         rows: usize,
         as_keys: bool,
+        shared: Option<Arc<SharedDictionaries>>,
     ) -> Result<SortedSlices> {
         let order = self.order.clone();
         let plain = Arc::clone(&self.schema);
         let sorted = tokio::task::spawn_blocking(move || {
-            order.sorted_slices(&batches, rows, &plain, as_keys)
+            order.sorted_slices(&batches, rows, &plain, as_keys, shared.as_deref())
         })
         .await
         .map_err(|e| DataFusionError::Execution(format!("sorting a time chunk failed: {e}")))??;

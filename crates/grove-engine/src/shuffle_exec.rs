@@ -294,6 +294,7 @@ impl ShuffleRun {
             context,
         )?);
         let rows_per_segment = exec.spec.writer.rows_per_segment;
+        let plain_rows = Arc::clone(&plain);
         let progress = task_progress(context);
         let queue = Arc::new(Mutex::new(ChunkQueue {
             chunks: Default::default(),
@@ -337,7 +338,10 @@ impl ShuffleRun {
             let mut chunks = Vec::with_capacity(output.chunks.len());
             for (interval, chunk) in output.chunks {
                 if chunk.rows > rows_per_segment {
-                    for part in split_chunk(chunk, &keys, rows_per_segment, &split_spill).await? {
+                    for part in
+                        split_chunk(chunk, &keys, rows_per_segment, &plain_rows, &split_spill)
+                            .await?
+                    {
                         chunks.push((interval, part));
                     }
                 } else {

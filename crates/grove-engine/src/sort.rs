@@ -12,7 +12,7 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::expressions::Column;
 
-use crate::compact::{self, ChunkDictionary, expand};
+use crate::compact::{self, ChunkDictionary, SharedDictionaries, expand};
 use crate::parquet_writer::{ThreadShare, on_threads};
 use crate::route::{Routed, slices};
 
@@ -92,6 +92,7 @@ impl ChunkOrder {
         rows: usize,
         plain: &SchemaRef,
         as_keys: bool,
+        shared: Option<&SharedDictionaries>,
     ) -> Result<SortedSlices> {
         let pieces: Vec<&Routed> = pieces.iter().filter(|p| p.num_rows() > 0).collect();
         let total: usize = pieces.iter().map(|p| p.num_rows()).sum();
@@ -130,11 +131,20 @@ impl ChunkOrder {
                 Some(rows) => locate.extend(rows.values().iter().map(|&r| (b, r as usize))),
             }
         }
+        let sources: Option<Vec<usize>> = pieces.iter().map(|p| p.source).collect();
         let batches: Vec<RecordBatch> = pieces.into_iter().map(|p| p.batch.clone()).collect();
-        let (schema, dictionaries) = if as_keys {
-            ChunkDictionary::for_columns(&batches, plain)?
-        } else {
-            (Arc::clone(plain), Vec::new())
+        let (schema, dictionaries) = match (as_keys, shared, sources) {
+            (false, ..) => (Arc::clone(plain), Vec::new()),
+            // A range bucket: its time chunk's dictionaries, made once for all buckets.
+            (true, Some(shared), Some(sources)) => (
+                Arc::clone(&shared.schema),
+                shared
+                    .columns
+                    .iter()
+                    .map(|d| d.as_ref().map(|d| d.for_batches(&sources)))
+                    .collect(),
+            ),
+            (true, ..) => ChunkDictionary::for_columns(&batches, plain)?,
         };
         Ok(SortedSlices {
             ready: Vec::new().into_iter(),
@@ -480,7 +490,7 @@ mod tests {
             columns: vec![0, 1],
         };
         let sorted: Vec<RecordBatch> = order
-            .sorted_slices(&batches, 4, &schema, false)
+            .sorted_slices(&batches, 4, &schema, false, None)
             .expect("sort")
             .collect::<Result<_>>()
             .expect("slices");
@@ -505,7 +515,7 @@ mod tests {
         let tags_sorted = tags(&sorted);
         // Gathered column by column on two threads: the same batches.
         let threaded: Vec<RecordBatch> = order
-            .sorted_slices(&batches, 4, &schema, false)
+            .sorted_slices(&batches, 4, &schema, false, None)
             .expect("sort")
             .with_threads(ThreadShare::new(2))
             .collect::<Result<_>>()
@@ -518,10 +528,39 @@ mod tests {
             .map(|p| Ok(Routed::whole(compactor.compact(&p.batch)?)))
             .collect::<Result<_>>()
             .expect("compact");
+        // A range bucket of the chunk: some rows of some of its batches, gathering keys into
+        // the chunk's dictionaries made once (the batches named by their place).
+        let all: Vec<RecordBatch> = compacted.iter().map(|p| p.batch.clone()).collect();
+        let (keyed, columns) = ChunkDictionary::for_columns(&all, &schema).expect("dictionaries");
+        let shared = SharedDictionaries {
+            schema: keyed,
+            columns,
+        };
+        let bucket = [
+            Routed::part(all[2].clone(), UInt32Array::from(vec![0u32, 2]), 2),
+            Routed::part(all[0].clone(), UInt32Array::from(vec![1u32]), 0),
+        ];
+        let own = order
+            .sorted_slices(&bucket, 4, &schema, true, None)
+            .expect("sort")
+            .collect::<Result<Vec<_>>>()
+            .expect("slices");
+        let with_shared = order
+            .sorted_slices(&bucket, 4, &schema, true, Some(&shared))
+            .expect("sort")
+            .collect::<Result<Vec<_>>>()
+            .expect("slices");
+        let plain = |b: &[RecordBatch]| -> Vec<RecordBatch> {
+            b.iter()
+                .map(|b| compact::expand(b, &schema).expect("plain"))
+                .collect()
+        };
+        assert_eq!(plain(&with_shared), plain(&own));
+        assert_eq!(tags(&plain(&with_shared)), [5, 1, 3]);
         for threads in [1, 2] {
             let sort = |as_keys| -> Vec<RecordBatch> {
                 order
-                    .sorted_slices(&compacted, 4, &schema, as_keys)
+                    .sorted_slices(&compacted, 4, &schema, as_keys, None)
                     .expect("sort")
                     .with_threads(ThreadShare::new(threads))
                     .collect::<Result<_>>()
@@ -544,7 +583,7 @@ mod tests {
         assert_eq!(tags_sorted, [5, 1, 2, 3, 4, 0]);
         // `__time` alone: ties still in input order.
         let by_time: Vec<RecordBatch> = ChunkOrder { columns: vec![1] }
-            .sorted_slices(&batches, 100, &schema, false)
+            .sorted_slices(&batches, 100, &schema, false, None)
             .expect("sort")
             .collect::<Result<_>>()
             .expect("slices");
@@ -554,17 +593,30 @@ mod tests {
         let part = Routed {
             batch: batches[0].batch.clone(),
             rows: Some(UInt32Array::from(picked.to_vec())),
+            source: None,
         };
         let copy = Routed::whole(part.materialize().expect("copy"));
         assert_eq!(copy.batch.num_rows(), 2);
         for rows in [1, 100] {
             let from_part: Vec<RecordBatch> = order
-                .sorted_slices(&[part.clone(), batches[2].clone()], rows, &schema, false)
+                .sorted_slices(
+                    &[part.clone(), batches[2].clone()],
+                    rows,
+                    &schema,
+                    false,
+                    None,
+                )
                 .expect("sort")
                 .collect::<Result<_>>()
                 .expect("slices");
             let from_copy: Vec<RecordBatch> = order
-                .sorted_slices(&[copy.clone(), batches[2].clone()], rows, &schema, false)
+                .sorted_slices(
+                    &[copy.clone(), batches[2].clone()],
+                    rows,
+                    &schema,
+                    false,
+                    None,
+                )
                 .expect("sort")
                 .collect::<Result<_>>()
                 .expect("slices");
@@ -575,9 +627,10 @@ mod tests {
         let in_order = Routed {
             batch: batches[2].batch.clone(),
             rows: Some(UInt32Array::from(vec![1u32, 2])),
+            source: None,
         };
         let ready: Vec<RecordBatch> = ChunkOrder { columns: vec![2] }
-            .sorted_slices(&[in_order], 10, &schema, false)
+            .sorted_slices(&[in_order], 10, &schema, false, None)
             .expect("sort")
             .collect::<Result<_>>()
             .expect("slices");
