@@ -197,10 +197,16 @@ impl ExecutionPlan for SegmentGeneratorExec {
         let [input] = <[_; 1]>::try_from(children).map_err(|_| {
             DataFusionError::Internal("SegmentGeneratorExec takes one input".into())
         })?;
+        // Druid's stage 1 is counted by the shuffle and the generator together: share the
+        // new input's counters when it is the shuffle.
+        let counters = input
+            .downcast_ref::<crate::ChunkShuffleExec>()
+            .map(|s| Arc::clone(s.read_counters()))
+            .unwrap_or_else(|| Arc::clone(&self.counters));
         Ok(Arc::new(Self::try_new(
             input,
             self.spec.clone(),
-            Some(Arc::clone(&self.counters)),
+            Some(counters),
         )?))
     }
 

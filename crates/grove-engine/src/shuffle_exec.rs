@@ -228,7 +228,12 @@ impl ExecutionPlan for ChunkShuffleExec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let [input] = <[_; 1]>::try_from(children)
             .map_err(|_| DataFusionError::Internal("ChunkShuffleExec takes one input".into()))?;
-        Ok(Arc::new(Self::try_new(input, self.spec.clone())?))
+        // The counters are the statement's, like metrics: a node rebuilt by an optimizer
+        // keeps counting into them (the segment generator above shares the stage-1 ones).
+        let mut rebuilt = Self::try_new(input, self.spec.clone())?;
+        rebuilt.counters = Arc::clone(&self.counters);
+        rebuilt.read_counters = Arc::clone(&self.read_counters);
+        Ok(Arc::new(rebuilt))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
