@@ -62,15 +62,7 @@ impl PhysicalExtensionCodec for GroveCodec {
             }
             Node::SegmentGenerator(spec) => {
                 let input = single_input(inputs, "SegmentGeneratorExec")?;
-                // Druid's stage 1 is counted by the shuffle and the generator together.
-                let counters = input
-                    .downcast_ref::<ChunkShuffleExec>()
-                    .map(|s| Arc::clone(s.read_counters()));
-                Arc::new(SegmentGeneratorExec::try_new(
-                    Arc::clone(input),
-                    spec,
-                    counters,
-                )?)
+                Arc::new(SegmentGeneratorExec::try_new(Arc::clone(input), spec)?)
             }
         })
     }

@@ -518,8 +518,7 @@ impl GroveContext {
         context: QueryContext,
     ) -> Result<PreparedStatement> {
         let state = self.statement_state(&context)?;
-        let plan = plan_ingest(&state, &stmt).await?;
-        check_input_policy(&state, &plan.input)?;
+        let plan = plan_checked_ingest(&state, &stmt).await?;
         Ok(PreparedStatement {
             task_id: task_id_for(&context)?,
             sql: sql.to_string(),
@@ -581,8 +580,7 @@ impl GroveContext {
         let task_id = task_id_for(&context)?;
         let plan = match explain.statement {
             DruidStatement::Ingest(stmt) => {
-                let plan = plan_ingest(&state, &stmt).await?;
-                check_input_policy(&state, &plan.input)?;
+                let plan = plan_checked_ingest(&state, &stmt).await?;
                 let node = IngestNode::try_new(&plan, &task_id, &context)?;
                 if explain.analyze {
                     return Err(DataFusionError::Plan(
@@ -721,6 +719,13 @@ impl GroveContext {
         config.set_extension(Arc::new(self.deep.clone()));
         Ok(state)
     }
+}
+
+/// Plans an INSERT/REPLACE, refusing the external input the session's policy forbids.
+async fn plan_checked_ingest(state: &SessionState, stmt: &IngestStatement) -> Result<IngestPlan> {
+    let plan = plan_ingest(state, stmt).await?;
+    check_input_policy(state, &plan.input)?;
+    Ok(plan)
 }
 
 /// Refuses, at planning time, any external input the session's [`InputPolicy`] forbids.

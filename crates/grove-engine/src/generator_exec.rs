@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::counters::{StageCounters, StageKind};
 use crate::parquet_writer::{ThreadShare, ThreadShareGuard};
-use crate::shuffle_exec::{BUCKET_COLUMN, task_progress};
+use crate::shuffle_exec::{BUCKET_COLUMN, ChunkShuffleExec, task_progress};
 use crate::task::TaskProgress;
 use crate::writer::{SegmentWriter, WriterConfig, time_column};
 
@@ -84,13 +84,11 @@ impl SegmentGeneratorExec {
         )]))
     }
 
-    /// The generator over `input`, counting into `counters` (shared with the shuffle
-    /// that feeds it, so that Druid's stage 1 is one set of counters), or fresh ones.
-    pub fn try_new(
-        input: Arc<dyn ExecutionPlan>,
-        spec: GeneratorSpec,
-        counters: Option<Arc<StageCounters>>,
-    ) -> Result<Self> {
+    /// The generator over `input`. Over a [`ChunkShuffleExec`] it counts into the
+    /// shuffle's stage-1 counters, so that Druid's stage 1 is one set of counters (the
+    /// shuffle counts what it served, the generator what it wrote); otherwise into fresh
+    /// ones.
+    pub fn try_new(input: Arc<dyn ExecutionPlan>, spec: GeneratorSpec) -> Result<Self> {
         let schema = input.schema();
         schema.index_of(TIME_COLUMN)?;
         if let Some(&bad) = spec.output.iter().find(|&&i| i >= schema.fields().len()) {
@@ -106,12 +104,15 @@ impl SegmentGeneratorExec {
                 EmissionType::Incremental,
                 Boundedness::Bounded,
             )),
-            counters: counters.unwrap_or_else(|| {
-                Arc::new(StageCounters::new(
-                    StageKind::SegmentGenerator,
-                    spec.workers,
-                ))
-            }),
+            counters: input
+                .downcast_ref::<ChunkShuffleExec>()
+                .map(|s| Arc::clone(s.read_counters()))
+                .unwrap_or_else(|| {
+                    Arc::new(StageCounters::new(
+                        StageKind::SegmentGenerator,
+                        spec.workers,
+                    ))
+                }),
             threads: ThreadShare::new(partitions),
             metrics: ExecutionPlanMetricsSet::new(),
             input,
@@ -197,17 +198,13 @@ impl ExecutionPlan for SegmentGeneratorExec {
         let [input] = <[_; 1]>::try_from(children).map_err(|_| {
             DataFusionError::Internal("SegmentGeneratorExec takes one input".into())
         })?;
-        // Druid's stage 1 is counted by the shuffle and the generator together: share the
-        // new input's counters when it is the shuffle.
-        let counters = input
-            .downcast_ref::<crate::ChunkShuffleExec>()
-            .map(|s| Arc::clone(s.read_counters()))
-            .unwrap_or_else(|| Arc::clone(&self.counters));
-        Ok(Arc::new(Self::try_new(
-            input,
-            self.spec.clone(),
-            Some(counters),
-        )?))
+        let shared = input.downcast_ref::<ChunkShuffleExec>().is_some();
+        let mut rebuilt = Self::try_new(input, self.spec.clone())?;
+        if !shared {
+            // The statement's counters, like metrics: a rebuilt node keeps counting.
+            rebuilt.counters = Arc::clone(&self.counters);
+        }
+        Ok(Arc::new(rebuilt))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {

@@ -207,17 +207,15 @@ fn chain_ranges(segments: &mut [NewSegment]) {
 /// Druid's stages as counters: the shuffle's routing (stage 0) and what it served to the
 /// segment generator (stage 1), found in the physical plan.
 fn stage_counters(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<StageCounters>> {
-    let mut stack = vec![Arc::clone(plan)];
-    while let Some(p) = stack.pop() {
-        if let Some(shuffle) = p.downcast_ref::<ChunkShuffleExec>() {
-            return vec![
-                Arc::clone(shuffle.counters()),
-                Arc::clone(shuffle.read_counters()),
-            ];
-        }
-        stack.extend(p.children().into_iter().cloned());
-    }
-    Vec::new()
+    operators(plan, |shuffle: &ChunkShuffleExec| {
+        vec![
+            Arc::clone(shuffle.counters()),
+            Arc::clone(shuffle.read_counters()),
+        ]
+    })
+    .into_iter()
+    .next()
+    .unwrap_or_default()
 }
 
 /// Runs every partition of an ingest's physical plan on its own task and collects the
@@ -307,11 +305,19 @@ pub(crate) fn with_segment_scans(state: &SessionState) -> (SessionState, Arc<Seg
 
 /// Counters of every EXTERN scan in a physical plan.
 pub(crate) fn collect_scans(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<ScanCounters>> {
+    operators(plan, |scan: &ExternScanExec| Arc::clone(scan.counters()))
+}
+
+/// `f` of every operator of type `T` in a physical plan.
+fn operators<T: ExecutionPlan + 'static, R>(
+    plan: &Arc<dyn ExecutionPlan>,
+    f: impl Fn(&T) -> R,
+) -> Vec<R> {
     let mut out = Vec::new();
     let mut stack = vec![Arc::clone(plan)];
     while let Some(p) = stack.pop() {
-        if let Some(scan) = p.downcast_ref::<ExternScanExec>() {
-            out.push(Arc::clone(scan.counters()));
+        if let Some(op) = p.downcast_ref::<T>() {
+            out.push(f(op));
         }
         stack.extend(p.children().into_iter().cloned());
     }

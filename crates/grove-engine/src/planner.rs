@@ -105,7 +105,6 @@ fn ingest_plan(
             slots: stage.partitions,
         },
     )?;
-    let counters = Arc::clone(shuffle.read_counters());
     Ok(Arc::new(SegmentGeneratorExec::try_new(
         Arc::new(shuffle),
         GeneratorSpec {
@@ -113,6 +112,5 @@ fn ingest_plan(
             output,
             workers: stage.workers,
         },
-        Some(counters),
     )?))
 }

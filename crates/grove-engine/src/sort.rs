@@ -452,6 +452,20 @@ mod tests {
     use super::*;
     use crate::compact::Compactor;
 
+    /// The sorted slices of `pieces` as plain rows, on one thread.
+    fn plain_sort(
+        order: &ChunkOrder,
+        pieces: &[Routed],
+        rows: usize,
+        schema: &SchemaRef,
+    ) -> Vec<RecordBatch> {
+        order
+            .sorted_slices(pieces, rows, schema, false, None)
+            .expect("sort")
+            .collect::<Result<_>>()
+            .expect("slices")
+    }
+
     #[test]
     fn chunks_sort_by_key_nulls_first_and_ties_in_input_order() {
         use arrow::array::{Int64Array, StringArray};
@@ -489,11 +503,7 @@ mod tests {
         let order = ChunkOrder {
             columns: vec![0, 1],
         };
-        let sorted: Vec<RecordBatch> = order
-            .sorted_slices(&batches, 4, &schema, false, None)
-            .expect("sort")
-            .collect::<Result<_>>()
-            .expect("slices");
+        let sorted: Vec<RecordBatch> = plain_sort(&order, &batches, 4, &schema);
         assert_eq!(
             sorted.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(),
             [4, 2]
@@ -582,11 +592,8 @@ mod tests {
         // NULL keys first (by time), then "a" (a tie at time 7: input order), then "b".
         assert_eq!(tags_sorted, [5, 1, 2, 3, 4, 0]);
         // `__time` alone: ties still in input order.
-        let by_time: Vec<RecordBatch> = ChunkOrder { columns: vec![1] }
-            .sorted_slices(&batches, 100, &schema, false, None)
-            .expect("sort")
-            .collect::<Result<_>>()
-            .expect("slices");
+        let by_time: Vec<RecordBatch> =
+            plain_sort(&ChunkOrder { columns: vec![1] }, &batches, 100, &schema);
         assert_eq!(tags(&by_time), [4, 5, 0, 2, 3, 1]);
         // Some rows of a batch (in the order given) sort as a copy of them does.
         let picked = [2u32, 0];
@@ -598,28 +605,10 @@ mod tests {
         let copy = Routed::whole(part.materialize().expect("copy"));
         assert_eq!(copy.batch.num_rows(), 2);
         for rows in [1, 100] {
-            let from_part: Vec<RecordBatch> = order
-                .sorted_slices(
-                    &[part.clone(), batches[2].clone()],
-                    rows,
-                    &schema,
-                    false,
-                    None,
-                )
-                .expect("sort")
-                .collect::<Result<_>>()
-                .expect("slices");
-            let from_copy: Vec<RecordBatch> = order
-                .sorted_slices(
-                    &[copy.clone(), batches[2].clone()],
-                    rows,
-                    &schema,
-                    false,
-                    None,
-                )
-                .expect("sort")
-                .collect::<Result<_>>()
-                .expect("slices");
+            let from_part: Vec<RecordBatch> =
+                plain_sort(&order, &[part.clone(), batches[2].clone()], rows, &schema);
+            let from_copy: Vec<RecordBatch> =
+                plain_sort(&order, &[copy.clone(), batches[2].clone()], rows, &schema);
             assert_eq!(from_part, from_copy);
             assert_eq!(tags(&from_part), [5, 2, 3, 4, 0]);
         }
@@ -629,11 +618,8 @@ mod tests {
             rows: Some(UInt32Array::from(vec![1u32, 2])),
             source: None,
         };
-        let ready: Vec<RecordBatch> = ChunkOrder { columns: vec![2] }
-            .sorted_slices(&[in_order], 10, &schema, false, None)
-            .expect("sort")
-            .collect::<Result<_>>()
-            .expect("slices");
+        let ready: Vec<RecordBatch> =
+            plain_sort(&ChunkOrder { columns: vec![2] }, &[in_order], 10, &schema);
         assert_eq!(tags(&ready), [4, 5]);
     }
 
