@@ -49,6 +49,21 @@ pub mod keys {
     pub const FINALIZE_AGGREGATIONS: &str = "finalizeAggregations";
     /// How SQL arrays are stored: `array`, `mvd` or `none`.
     pub const ARRAY_INGEST_MODE: &str = "arrayIngestMode";
+    /// Grove's own: how an ingest's rows are shuffled, `chunk` (in process, the
+    /// default) or `hash` (key statistics, then a hash repartition and a sort: the form
+    /// a Ballista cluster runs).
+    pub const GROVE_SHUFFLE: &str = "groveShuffle";
+}
+
+/// How an ingest shuffles its rows (context key `groveShuffle`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShuffleForm {
+    /// One in-process operator routes rows to time chunks under the memory budget and
+    /// serves each chunk (or range bucket of one) sorted.
+    Chunk,
+    /// A key-statistics job, then buckets assigned by row, a hash repartition on a
+    /// surrogate of the bucket, and a sort per partition.
+    Hash,
 }
 
 /// Default `rowsPerSegment`.
@@ -133,6 +148,7 @@ impl QueryContext {
         self.max_num_tasks()?;
         self.finalize_aggregations()?;
         self.array_ingest_mode()?;
+        self.shuffle_form()?;
         self.sql_time_zone()?;
         self.sql_query_id()?;
         Ok(())
@@ -171,6 +187,18 @@ impl QueryContext {
             other => Err(format!(
                 "{} must be one of array, mvd, none; got [{other}]",
                 keys::ARRAY_INGEST_MODE
+            )),
+        }
+    }
+
+    /// `groveShuffle` (default `chunk`).
+    pub fn shuffle_form(&self) -> Result<ShuffleForm, String> {
+        match self.get_str(keys::GROVE_SHUFFLE)?.as_deref() {
+            None | Some("chunk") => Ok(ShuffleForm::Chunk),
+            Some("hash") => Ok(ShuffleForm::Hash),
+            Some(other) => Err(format!(
+                "{} must be one of chunk, hash; got [{other}]",
+                keys::GROVE_SHUFFLE
             )),
         }
     }

@@ -8,6 +8,6 @@ pub mod fault;
 pub mod time;
 pub mod types;
 
-pub use context::QueryContext;
+pub use context::{QueryContext, ShuffleForm};
 pub use fault::MsqFault;
 pub use time::{Granularity, Interval, Period};

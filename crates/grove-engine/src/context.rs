@@ -712,8 +712,21 @@ impl GroveContext {
             workers,
             partitions: workers.max(cores),
         };
+        let pool = state.runtime_env().memory_pool.memory_limit();
         let config = state.config_mut();
         config.options_mut().execution.target_partitions = stage.partitions;
+        // DataFusion's sorts (the hash form of the shuffle, ORDER BY) each hold back this
+        // much for their merge; under a small budget, a share of it.
+        if let datafusion::execution::memory_pool::MemoryLimit::Finite(limit) = pool {
+            let execution = &mut config.options_mut().execution;
+            let share = limit / (4 * stage.partitions.max(1));
+            execution.sort_spill_reservation_bytes =
+                execution.sort_spill_reservation_bytes.min(share);
+            // A sort fails when one batch does not fit its share of the pool: under a
+            // small budget, smaller batches (rows of about 256 bytes, eight to a share).
+            let rows = (share / (8 * 256)).clamp(256, execution.batch_size.get().max(256));
+            execution.batch_size = datafusion::common::config::ConfigNonZeroUsize::try_new(rows)?;
+        }
         config.set_extension(Arc::new(stage));
         // Segment writers find deep storage here (a plan rebuilt elsewhere does too).
         config.set_extension(Arc::new(self.deep.clone()));

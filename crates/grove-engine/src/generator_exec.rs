@@ -13,6 +13,7 @@
 //! first row of another chunk, or the end of the input). On failure, the files of the
 //! chunk being written are deleted; the controller deletes those already described.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,7 +23,10 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{
+    Distribution, EquivalenceProperties, OrderingRequirements, PhysicalExpr,
+};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
@@ -38,10 +42,12 @@ use grove_common::types::TIME_COLUMN;
 use grove_store::{DeepStorage, NewSegment};
 use serde::{Deserialize, Serialize};
 
+use crate::bucket_exec::PARTITION_COLUMN;
 use crate::counters::{StageCounters, StageKind};
 use crate::parquet_writer::{ThreadShare, ThreadShareGuard};
 use crate::shuffle_exec::{BUCKET_COLUMN, ChunkShuffleExec, task_progress};
-use crate::task::TaskProgress;
+use crate::sort::ChunkOrder;
+use crate::task::{TaskPhase, TaskProgress};
 use crate::writer::{SegmentWriter, WriterConfig, time_column};
 
 /// The segment generator's parameters (all that travels through [`crate::GroveCodec`]).
@@ -52,6 +58,12 @@ pub struct GeneratorSpec {
     pub(crate) output: Vec<usize>,
     /// Druid's worker count: partition `s` counts as worker `s % workers`.
     pub(crate) workers: usize,
+    /// In the hash form of the shuffle: the input's sort key ([chunk, bucket,
+    /// CLUSTERED BY..., `__time`], column indices), which the operator requires of its
+    /// input, with the input hash-partitioned by the partition surrogate. Empty over
+    /// [`ChunkShuffleExec`], which serves rows sorted itself.
+    #[serde(default)]
+    pub(crate) sorted_by: Vec<usize>,
 }
 
 /// Writes the segments of sorted rows (see the module docs).
@@ -183,6 +195,31 @@ impl ExecutionPlan for SegmentGeneratorExec {
         vec![false]
     }
 
+    fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
+        let order = ChunkOrder {
+            columns: self.spec.sorted_by.clone(),
+        };
+        match order.lex(&self.input.schema()) {
+            Ok(lex) if !self.spec.sorted_by.is_empty() => {
+                vec![Some(OrderingRequirements::from(lex))]
+            }
+            _ => vec![None],
+        }
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        let schema = self.input.schema();
+        match schema.index_of(PARTITION_COLUMN) {
+            Ok(i) if !self.spec.sorted_by.is_empty() => {
+                vec![Distribution::KeyPartitioned(vec![Arc::new(Column::new(
+                    PARTITION_COLUMN,
+                    i,
+                ))])]
+            }
+            _ => vec![Distribution::UnspecifiedDistribution],
+        }
+    }
+
     fn apply_expressions(
         &self,
         _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
@@ -235,6 +272,8 @@ impl ExecutionPlan for SegmentGeneratorExec {
             threads: self.threads.clone(),
             progress: task_progress(&context),
             current: None,
+            pending: VecDeque::new(),
+            count_input: self.input.downcast_ref::<ChunkShuffleExec>().is_none(),
             done: false,
             output_rows: MetricBuilder::new(&self.metrics).output_rows(partition),
             elapsed: MetricBuilder::new(&self.metrics).elapsed_compute(partition),
@@ -283,6 +322,10 @@ struct Generating {
     /// The writer of the time chunk (and range bucket) being written, counted among the
     /// writers that share the cores.
     current: Option<((Interval, u32), SegmentWriter, ThreadShareGuard)>,
+    /// Rows of the last input batch not yet written, one (chunk, bucket) each.
+    pending: VecDeque<RecordBatch>,
+    /// Whether this operator counts stage 1's input (the shuffle counts it otherwise).
+    count_input: bool,
     done: bool,
     output_rows: Count,
     elapsed: Time,
@@ -292,14 +335,34 @@ struct Generating {
 impl Generating {
     /// The descriptions of the next finished time chunk's segments.
     async fn next(&mut self) -> Result<Option<RecordBatch>> {
-        while !self.done {
-            let Some(batch) = self.input.next().await.transpose()? else {
-                self.done = true;
-                break;
+        loop {
+            let batch = match self.pending.pop_front() {
+                Some(batch) => batch,
+                None if self.done => break,
+                None => {
+                    let Some(batch) = self.input.next().await.transpose()? else {
+                        self.done = true;
+                        break;
+                    };
+                    if batch.num_rows() == 0 {
+                        continue;
+                    }
+                    if self.count_input {
+                        // The hash form: the first sorted rows start Druid's writing.
+                        if let Some(progress) = &self.progress
+                            && progress.phase() < TaskPhase::Writing
+                        {
+                            progress.set_phase(TaskPhase::Writing);
+                        }
+                        self.counters.worker(self.worker).input.add_frame(
+                            batch.num_rows() as u64,
+                            batch.get_array_memory_size() as u64,
+                        );
+                    }
+                    self.pending = self.groups(batch)?;
+                    continue;
+                }
             };
-            if batch.num_rows() == 0 {
-                continue;
-            }
             let elapsed = self.elapsed.clone();
             let timer = elapsed.timer();
             let first = time_column(&batch, self.time_index)?.value(0);
@@ -342,6 +405,36 @@ impl Generating {
             }
         }
         self.finish().await
+    }
+
+    /// `batch` cut where its time chunk or range bucket changes (a sorted batch of the
+    /// hash form may hold several; one from [`ChunkShuffleExec`] holds one).
+    fn groups(&self, batch: RecordBatch) -> Result<VecDeque<RecordBatch>> {
+        let n = batch.num_rows();
+        let times = time_column(&batch, self.time_index)?;
+        let buckets = self
+            .bucket_index
+            .and_then(|i| batch.column(i).as_primitive_opt::<UInt32Type>());
+        let granularity = &self.spec.writer.granularity;
+        let key = |r: usize| {
+            (
+                granularity.bucket_start(times.value(r)),
+                buckets.map_or(0, |b| b.value(r)),
+            )
+        };
+        if n == 0 || key(0) == key(n - 1) {
+            return Ok(VecDeque::from([batch]));
+        }
+        let mut out = VecDeque::new();
+        let mut start = 0;
+        for r in 1..n {
+            if key(r) != key(r - 1) {
+                out.push_back(batch.slice(start, r - start));
+                start = r;
+            }
+        }
+        out.push_back(batch.slice(start, n - start));
+        Ok(out)
     }
 
     /// Closes the open writer; the descriptions of what it wrote, if anything.

@@ -19,11 +19,17 @@ use grove_store::{
 };
 use object_store::path::Path as ObjectPath;
 
+use arrow::array::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+
+use crate::bucket_exec::{AssignBucketExec, BucketPlan};
 use crate::context::StageWorkers;
 use crate::counters::StageCounters;
 use crate::generator_exec::SegmentGeneratorExec;
 use crate::node::IngestNode;
+use crate::range::SplitKeys;
 use crate::shuffle_exec::{ChunkShuffleExec, worker_failed};
+use crate::stats_exec::{ChunkStatistics, KeyStatsExec, StatsSpec};
 use crate::task::{TaskControl, TaskPhase};
 
 /// What an ingest published.
@@ -83,6 +89,7 @@ pub(crate) async fn execute_ingest(
         progress.workers.store(w.workers as u64, Ordering::Relaxed);
     }
     progress.set_phase(TaskPhase::Reading);
+    let physical = with_key_statistics(physical, state.task_ctx(), control).await?;
     let segments = run_plan(
         &physical,
         state.task_ctx(),
@@ -204,10 +211,12 @@ fn chain_ranges(segments: &mut [NewSegment]) {
     }
 }
 
-/// Druid's stages as counters: the shuffle's routing (stage 0) and what it served to the
-/// segment generator (stage 1), found in the physical plan.
+/// Druid's stages as counters, found in the physical plan: the shuffle's routing (stage
+/// 0) and what it served to the segment generator (stage 1); in the hash form, what the
+/// bucket operator gave the repartition (stage 0) and what the generator read and wrote
+/// (stage 1).
 fn stage_counters(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<StageCounters>> {
-    operators(plan, |shuffle: &ChunkShuffleExec| {
+    if let Some(chunked) = operators(plan, |shuffle: &ChunkShuffleExec| {
         vec![
             Arc::clone(shuffle.counters()),
             Arc::clone(shuffle.read_counters()),
@@ -215,7 +224,93 @@ fn stage_counters(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<StageCounters>> {
     })
     .into_iter()
     .next()
-    .unwrap_or_default()
+    {
+        return chunked;
+    }
+    let assign = operators(plan, |a: &AssignBucketExec| Arc::clone(a.counters()));
+    let generator = operators(plan, |g: &SegmentGeneratorExec| Arc::clone(g.counters()));
+    assign
+        .into_iter()
+        .take(1)
+        .chain(generator.into_iter().take(1))
+        .collect()
+}
+
+/// The hash form of the shuffle needs its buckets before it runs: runs the key
+/// statistics of the bucket operator's input (job A of ../docs/engine.md), merges them,
+/// cuts each time chunk's boundaries, and returns the plan with the buckets in place. A
+/// plan without a bucket operator waiting for them is returned as it is.
+///
+/// The statistics read the input once more, through a copy of its plan whose scans count
+/// nothing (Druid's input counters are those of the pass that writes).
+pub(crate) async fn with_key_statistics(
+    plan: Arc<dyn ExecutionPlan>,
+    task_ctx: Arc<TaskContext>,
+    control: &TaskControl,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let waiting = operators(&plan, |a: &AssignBucketExec| {
+        a.spec().plan.is_none().then(|| {
+            (
+                Arc::clone(a.input()),
+                a.spec().writer.clone(),
+                a.spec().order.clone(),
+            )
+        })
+    });
+    let Some((input, writer, order)) = waiting.into_iter().flatten().next() else {
+        return Ok(plan);
+    };
+    let input = input
+        .transform_up(|node| {
+            Ok(Transformed::yes(
+                match node.downcast_ref::<ExternScanExec>() {
+                    Some(scan) => Arc::new(ExternScanExec::from_descriptor(scan.descriptor())?),
+                    None => node.reset_state()?,
+                },
+            ))
+        })
+        .data()?;
+    let keys = SplitKeys::of(&input.schema(), &writer, &order)?;
+    let stats: Arc<dyn ExecutionPlan> = Arc::new(KeyStatsExec::try_new(
+        input,
+        StatsSpec {
+            writer: writer.clone(),
+            order,
+        },
+    )?);
+    let mut parts: JoinSet<Result<Vec<RecordBatch>>> = JoinSet::new();
+    for p in 0..stats.properties().partitioning.partition_count() {
+        let stream = stats.execute(p, Arc::clone(&task_ctx))?;
+        parts.spawn(async move { stream.collect::<Vec<_>>().await.into_iter().collect() });
+    }
+    let mut batches = Vec::new();
+    loop {
+        let next = tokio::select! {
+            _ = control.cancel.cancelled() => return Err(MsqFault::Canceled {
+                reason: CancelReason::TaskShutdown,
+            }
+            .into()),
+            next = parts.join_next() => next,
+        };
+        match next {
+            None => break,
+            Some(Ok(done)) => batches.extend(done?),
+            Some(Err(e)) => {
+                return Err(worker_failed(&writer.task_id, 0, 0, e));
+            }
+        }
+    }
+    control.progress.set_phase(TaskPhase::MergingStatistics);
+    let merged = ChunkStatistics::merge(&batches, &keys, &writer)?;
+    let buckets = BucketPlan::cut(&merged, &keys, writer.rows_per_segment)?;
+    plan.transform_up(|node| match node.downcast_ref::<AssignBucketExec>() {
+        Some(assign) if assign.spec().plan.is_none() => Ok(Transformed::yes(Arc::new(
+            assign.with_plan(buckets.clone())?,
+        )
+            as Arc<dyn ExecutionPlan>)),
+        _ => Ok(Transformed::no(node)),
+    })
+    .data()
 }
 
 /// Runs every partition of an ingest's physical plan on its own task and collects the
@@ -309,7 +404,7 @@ pub(crate) fn collect_scans(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<ScanCounte
 }
 
 /// `f` of every operator of type `T` in a physical plan.
-fn operators<T: ExecutionPlan + 'static, R>(
+pub(crate) fn operators<T: ExecutionPlan + 'static, R>(
     plan: &Arc<dyn ExecutionPlan>,
     f: impl Fn(&T) -> R,
 ) -> Vec<R> {

@@ -12,6 +12,7 @@
 //! run; `route`: rows into time chunks; `range`: key statistics and range buckets;
 //! `serve` and `sort`: chunks served sorted); `ingest` runs the plan and publishes.
 
+mod bucket_exec;
 mod codec;
 mod compact;
 mod context;
@@ -31,10 +32,12 @@ mod route;
 mod serve;
 mod shuffle_exec;
 mod sort;
+mod stats_exec;
 mod system;
 mod task;
 mod writer;
 
+pub use bucket_exec::{AssignBucketExec, BucketPlan, BucketSpec};
 pub use codec::GroveCodec;
 pub use context::{
     DRUID_SCHEMA, GroveContext, GroveOptions, PreparedKind, PreparedStatement, StatementOutcome,
@@ -49,4 +52,5 @@ pub use report::{
     IngestDescription, QUERY_SELECT_DATASOURCE, TaskDescription, TaskEnd, batch_rows,
 };
 pub use shuffle_exec::{ChunkShuffleExec, ShuffleSpec};
+pub use stats_exec::{KeyStatsExec, StatsSpec};
 pub use task::{TaskControl, TaskPhase, TaskProgress};

@@ -21,11 +21,20 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use grove_common::types::TIME_COLUMN;
 
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::Partitioning;
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use grove_common::ShuffleForm;
+
+use crate::bucket_exec::{AssignBucketExec, BucketSpec, PARTITION_COLUMN, surrogates};
 use crate::context::StageWorkers;
 use crate::generator_exec::{GeneratorSpec, SegmentGeneratorExec};
 use crate::node::IngestNode;
-use crate::shuffle_exec::{ChunkShuffleExec, ShuffleSpec};
+use crate::shuffle_exec::{BUCKET_COLUMN, ChunkShuffleExec, ShuffleSpec};
 use crate::sort::ChunkOrder;
+use crate::stats_exec::CHUNK_COLUMN;
+use crate::writer::WriterConfig;
 
 /// DataFusion's physical planner with Grove's extension planners.
 #[derive(Debug, Default, Clone, Copy)]
@@ -96,11 +105,16 @@ fn ingest_plan(
         .map(|(c, _)| schema.index_of(c))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let writer = node.writer_config();
+    let order = ChunkOrder { columns: sort };
+    let form = node.context.shuffle_form().map_err(DataFusionError::Plan)?;
+    if form == ShuffleForm::Hash {
+        return hash_form(input, writer, order, output, stage);
+    }
     let shuffle = ChunkShuffleExec::try_new(
         input,
         ShuffleSpec {
             writer: writer.clone(),
-            order: ChunkOrder { columns: sort },
+            order,
             workers: stage.workers,
             slots: stage.partitions,
         },
@@ -111,6 +125,56 @@ fn ingest_plan(
             writer,
             output,
             workers: stage.workers,
+            sorted_by: Vec::new(),
+        },
+    )?))
+}
+
+/// The hash form of the shuffle (see [`crate::bucket_exec`]): buckets assigned by row
+/// (from key statistics the controller gathers first), a hash repartition on the
+/// bucket's partition surrogate, and a sort of each partition by [chunk, bucket,
+/// CLUSTERED BY..., `__time`].
+fn hash_form(
+    input: Arc<dyn ExecutionPlan>,
+    writer: WriterConfig,
+    order: ChunkOrder,
+    output: Vec<usize>,
+    stage: StageWorkers,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let k = stage.partitions.max(1);
+    let assign: Arc<dyn ExecutionPlan> = Arc::new(AssignBucketExec::try_new(
+        input,
+        BucketSpec {
+            writer: writer.clone(),
+            order: order.clone(),
+            workers: stage.workers,
+            surrogates: surrogates(k)?,
+            plan: None,
+        },
+    )?);
+    let schema = assign.schema();
+    let surrogate = schema.index_of(PARTITION_COLUMN)?;
+    let repartition = Arc::new(RepartitionExec::try_new(
+        assign,
+        Partitioning::Hash(vec![Arc::new(Column::new(PARTITION_COLUMN, surrogate))], k),
+    )?);
+    let mut sorted_by = vec![
+        schema.index_of(CHUNK_COLUMN)?,
+        schema.index_of(BUCKET_COLUMN)?,
+    ];
+    sorted_by.extend(order.columns.iter().copied());
+    let lex = ChunkOrder {
+        columns: sorted_by.clone(),
+    }
+    .lex(&schema)?;
+    let sort = Arc::new(SortExec::new(lex, repartition).with_preserve_partitioning(true));
+    Ok(Arc::new(SegmentGeneratorExec::try_new(
+        sort,
+        GeneratorSpec {
+            writer,
+            output,
+            workers: stage.workers,
+            sorted_by,
         },
     )?))
 }

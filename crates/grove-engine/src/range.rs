@@ -33,10 +33,11 @@ use futures::StreamExt;
 use crate::compact::{ChunkDictionary, SharedDictionaries, expand};
 use crate::parquet_writer::on_threads;
 use crate::route::{ChunkBuffer, Routed, spill_batches};
-use crate::sort::SORT_OPTIONS;
+use crate::sort::{ChunkOrder, SORT_OPTIONS};
+use crate::writer::WriterConfig;
 
 /// One row in this many (by hash of its sort key) goes into its chunk's key sample.
-const SAMPLE_EVERY: u64 = 64;
+pub(crate) const SAMPLE_EVERY: u64 = 64;
 
 /// Which columns key the statistics and the split.
 #[derive(Debug, Clone)]
@@ -59,6 +60,21 @@ impl SplitKeys {
         })
     }
 
+    /// The keys of an ingest over rows of `plain`: sampled by the sort key `order`,
+    /// bounded by the range dimensions (or, without any, by the sort key).
+    pub(crate) fn of(plain: &SchemaRef, writer: &WriterConfig, order: &ChunkOrder) -> Result<Self> {
+        let bounds = if writer.range_dimensions.is_empty() {
+            order.columns.clone()
+        } else {
+            writer
+                .range_dimensions
+                .iter()
+                .map(|d| plain.index_of(d))
+                .collect::<std::result::Result<Vec<_>, _>>()?
+        };
+        Self::new(plain, order.columns.clone(), bounds)
+    }
+
     /// Which rows of `batch` (plain, as the SELECT made it) the sample takes.
     pub(crate) fn sampled(&self, batch: &RecordBatch) -> Result<Vec<bool>> {
         let mut hashes = vec![0u64; batch.num_rows()];
@@ -73,7 +89,7 @@ impl SplitKeys {
         Ok(take_record_batch(&keys, &UInt32Array::from(rows.to_vec()))?)
     }
 
-    fn converter(&self) -> Result<RowConverter> {
+    pub(crate) fn converter(&self) -> Result<RowConverter> {
         Ok(RowConverter::new(
             self.bounds_schema
                 .fields()
@@ -87,8 +103,7 @@ impl SplitKeys {
 /// The boundaries that cut `sample` into `buckets` parts of about equal rows: distinct
 /// keys in ascending order (bucket `b` holds the keys from boundary `b - 1`, inclusive, to
 /// boundary `b`, exclusive).
-fn boundaries(
-    keys: &SplitKeys,
+pub(crate) fn boundaries(
     converter: &RowConverter,
     sample: &[RecordBatch],
     buckets: usize,
@@ -101,7 +116,8 @@ fn boundaries(
     if batches.is_empty() || buckets < 2 {
         return Ok(Vec::new());
     }
-    let all = arrow::compute::concat_batches(&keys.bounds_schema, &batches)?;
+    // The sample's own schema: merged statistics carry the columns as nullable.
+    let all = arrow::compute::concat_batches(&batches[0].schema(), &batches)?;
     let rows = converter.convert_columns(all.columns())?;
     let mut sorted: Vec<_> = rows.iter().collect();
     sorted.sort_unstable();
@@ -153,7 +169,7 @@ pub(crate) async fn split_chunk(
     let buckets = chunk.rows.div_ceil(rows_per_segment.max(1));
     let sample = std::mem::take(&mut chunk.sample);
     let converter = keys.converter()?;
-    let bounds = boundaries(keys, &converter, &sample, buckets)?;
+    let bounds = boundaries(&converter, &sample, buckets)?;
     if bounds.is_empty() {
         return Ok(vec![chunk]);
     }

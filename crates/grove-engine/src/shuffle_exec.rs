@@ -281,17 +281,7 @@ impl ShuffleRun {
     /// Starts routing every input partition on its own task.
     fn start(exec: &ChunkShuffleExec, context: &Arc<TaskContext>) -> Result<Self> {
         let plain = exec.input.schema();
-        let bounds = if exec.spec.writer.range_dimensions.is_empty() {
-            exec.spec.order.columns.clone()
-        } else {
-            exec.spec
-                .writer
-                .range_dimensions
-                .iter()
-                .map(|d| plain.index_of(d))
-                .collect::<std::result::Result<Vec<_>, _>>()?
-        };
-        let keys = SplitKeys::new(&plain, exec.spec.order.columns.clone(), bounds)?;
+        let keys = SplitKeys::of(&plain, &exec.spec.writer, &exec.spec.order)?;
         let shuffle = Arc::new(Shuffle::try_new(
             Arc::clone(&plain),
             exec.spec.writer.clone(),

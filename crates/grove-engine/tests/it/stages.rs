@@ -421,7 +421,8 @@ async fn batches_mostly_in_one_chunk_are_kept_not_copied() {
 /// one time chunk is split at key boundaries drawn from the key sample, both stage-1
 /// workers sort and write rows, the segments' range shard specs are disjoint and ordered
 /// (and hold their rows), every row is there once, and a memory budget that makes the
-/// rows spill gives the same segments.
+/// rows spill gives the same segments. The hash form of the shuffle (`groveShuffle:
+/// "hash"`: key statistics, a hash repartition and a sort) gives the same segments too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_time_chunk_is_split_by_key_over_the_workers() {
     let input = tempfile::tempdir().unwrap();
@@ -440,20 +441,32 @@ async fn one_time_chunk_is_split_by_key_over_the_workers() {
     }
     f.flush().unwrap();
     drop(f);
-    let sql = format!(
-        r#"SET maxNumTasks = 3;
+    let sql = |form: &str| {
+        format!(
+            r#"SET maxNumTasks = 3;
 SET rowsPerSegment = 3000;
+SET groveShuffle = '{form}';
 REPLACE INTO r OVERWRITE ALL
 SELECT TIME_PARSE(ts) AS __time, page, n
 FROM TABLE(EXTERN('{{"type":"local","files":["{}"]}}', '{{"type":"json"}}',
   '[{{"name":"ts","type":"string"}},{{"name":"page","type":"string"}},{{"name":"n","type":"long"}}]'))
 PARTITIONED BY ALL CLUSTERED BY page"#,
-        path.display()
-    );
+            path.display()
+        )
+    };
     let mut shapes = Vec::new();
-    for budget in [None, Some(256usize << 10)] {
+    for (form, budget) in [
+        ("chunk", None),
+        ("chunk", Some(256usize << 10)),
+        ("hash", None),
+        // DataFusion's sort needs a batch's room per partition: 1 MiB still spills.
+        ("hash", Some(1usize << 20)),
+    ] {
         let (_dir, grove) = open(budget).await;
-        let prepared = grove.prepare(&sql, &QueryContext::new()).await.unwrap();
+        let prepared = grove
+            .prepare(&sql(form), &QueryContext::new())
+            .await
+            .unwrap();
         let control = TaskControl::new();
         grove.run_ingest(&prepared, &control).await.unwrap();
         let mut segments = grove.metadata().used_segments("r").await.unwrap();
@@ -519,8 +532,10 @@ PARTITIONED BY ALL CLUSTERED BY page"#,
         }
         shapes.push(shape);
     }
-    assert_eq!(
-        shapes[0], shapes[1],
-        "the budget must not change the segments"
-    );
+    for (i, shape) in shapes.iter().enumerate().skip(1) {
+        assert_eq!(
+            &shapes[0], shape,
+            "neither the budget nor the shuffle's form may change the segments ({i})"
+        );
+    }
 }
