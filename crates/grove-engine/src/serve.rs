@@ -20,7 +20,6 @@ use datafusion::physical_plan::metrics::{
 };
 use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
 use datafusion::physical_plan::spill::SpillManager;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::future::{BoxFuture, Shared};
 use futures::{StreamExt, TryStreamExt};
 use grove_common::Interval;
@@ -28,7 +27,7 @@ use grove_common::Interval;
 use crate::compact::SharedDictionaries;
 use crate::counters::{StageCounters, WorkerCounters};
 use crate::parquet_writer::{ThreadShare, ThreadShareGuard};
-use crate::route::{ChunkBuffer, Routed, spill_batches, spill_manager};
+use crate::route::{ChunkBuffer, Routed, spill_manager};
 use crate::sort::{ChunkOrder, SortedSlices};
 use crate::task::TaskProgress;
 
@@ -326,7 +325,9 @@ impl ChunkSorter {
         };
         Ok(Self {
             in_memory_limit,
-            sorted_spill: spill_manager(&task_ctx.runtime_env(), &plain),
+            // The merge reads every sorted run at once: one batch read ahead each.
+            sorted_spill: spill_manager(&task_ctx.runtime_env(), &plain)
+                .with_batch_read_buffer_capacity(1),
             lex: order.lex(&plain)?,
             keyed: keyed_schema(&plain),
             served,
@@ -374,9 +375,12 @@ impl ChunkSorter {
         // chunks spill their rows to make room).
         let mut read_back = MemoryConsumer::new("grove ingest shuffle read-back")
             .register(&self.task_ctx.runtime_env().memory_pool);
+        // Rows read back from a spill file take up to twice their size: Arrow's IPC
+        // reader grows one buffer per batch by doubling, and the batch keeps all of it.
+        let read_back_bytes = 2 * spilled_bytes;
         if runs.is_empty()
-            || (bytes + spilled_bytes <= self.in_memory_limit
-                && make_room(&run.queue, &mut read_back, spilled_bytes)?)
+            || (bytes + read_back_bytes <= self.in_memory_limit
+                && make_room(&run.queue, &mut read_back, read_back_bytes)?)
         {
             for (file, largest) in &runs {
                 batches.extend(
@@ -404,39 +408,22 @@ impl ChunkSorter {
         sort.level0_total
             .fetch_add(pieces as u64, Ordering::Relaxed);
         sort.level1_total.fetch_add(1, Ordering::Relaxed);
+        // Each piece (the rows held in memory, then each spilled run) is sorted and its
+        // sorted rows written to disk as they are gathered, a batch at a time: sorting
+        // holds the piece and one sorted batch, never a sorted copy of the piece (rows
+        // come out plain, several times their compact size).
         let mut streams: Vec<SendableRecordBatchStream> = Vec::new();
         if !batches.is_empty() {
-            let sorted: Vec<Result<RecordBatch>> = self
-                .sort_off_thread(batches, batch_size, false, None)
-                .await?
-                .collect();
-            streams.push(Box::pin(RecordBatchStreamAdapter::new(
-                Arc::clone(&self.schema),
-                futures::stream::iter(sorted),
-            )));
+            streams.extend(self.sort_to_disk(batches, batch_size).await?);
             sort.level0_done.fetch_add(1, Ordering::Relaxed);
         }
         for (file, largest) in &runs {
-            let run: Vec<Routed> = read_run(&run.spill, file, *largest)
+            let pieces: Vec<Routed> = read_run(&run.spill, file, *largest)
                 .await?
                 .into_iter()
                 .map(Routed::whole)
                 .collect();
-            let sorted = self
-                .sort_off_thread(run, batch_size, false, None)
-                .await?
-                .collect::<Result<Vec<_>>>()?;
-            if let Some((file, largest)) =
-                spill_batches(&self.sorted_spill, &sorted, "grove ingest sort")?
-            {
-                self.spill_count.add(1);
-                self.spilled_bytes
-                    .add(sorted.iter().map(RecordBatch::get_array_memory_size).sum());
-                streams.push(
-                    self.sorted_spill
-                        .read_spill_as_stream(file, Some(largest))?,
-                );
-            }
+            streams.extend(self.sort_to_disk(pieces, batch_size).await?);
             sort.level0_done.fetch_add(1, Ordering::Relaxed);
         }
         let metrics = ExecutionPlanMetricsSet::new();
@@ -461,6 +448,47 @@ impl ChunkSorter {
             _memory: reservation,
             _share: share,
         })
+    }
+
+    /// Sorts `batches` and writes the sorted rows to a spill file as they are gathered
+    /// (on a blocking thread); returns the stream that reads them back (none for no
+    /// rows).
+    async fn sort_to_disk(
+        &self,
+        batches: Vec<Routed>,
+        batch_size: usize,
+    ) -> Result<Option<SendableRecordBatchStream>> {
+        let order = self.order.clone();
+        let plain = Arc::clone(&self.schema);
+        let threads = self.threads.clone();
+        let spill = self.sorted_spill.clone();
+        let written = tokio::task::spawn_blocking(move || -> Result<_> {
+            let sorted = order
+                .sorted_slices(&batches, batch_size, &plain, false, None)?
+                .with_threads(threads);
+            drop(batches);
+            let mut file = spill.create_in_progress_file("grove ingest sort")?;
+            let (mut largest, mut bytes) = (0usize, 0usize);
+            for batch in sorted {
+                let batch = batch?;
+                let size = batch.get_array_memory_size();
+                largest = largest.max(size);
+                bytes += size;
+                file.append_batch(&batch)?;
+            }
+            Ok(file.finish()?.map(|file| (file, largest, bytes)))
+        })
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("sorting a time chunk failed: {e}")))??;
+        let Some((file, largest, bytes)) = written else {
+            return Ok(None);
+        };
+        self.spill_count.add(1);
+        self.spilled_bytes.add(bytes);
+        Ok(Some(
+            self.sorted_spill
+                .read_spill_as_stream(file, Some(largest))?,
+        ))
     }
 
     /// Sorts `batches` on a blocking thread: a sort of millions of rows has no await

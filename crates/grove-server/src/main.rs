@@ -23,8 +23,17 @@ use tokio_util::sync::CancellationToken;
 /// libraries inside take memory from the same place: zstd allocates a context of
 /// about a megabyte per Parquet column written, which glibc handed out as fresh pages
 /// (mmap) for every column of every segment, each zeroed by the kernel on first touch.
+#[cfg(not(feature = "dhat-heap"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// With the `dhat-heap` feature, Rust's allocations go through dhat, which writes a heap
+/// profile (`dhat-heap.json`, with every allocation site's bytes at the peak) when the
+/// command ends; for `grove sql`, to find where an ingest's memory goes (docs/engine.md,
+/// "Memory"). Slow: not for serving.
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static GLOBAL: dhat::Alloc = dhat::Alloc;
 
 /// When mimalloc gives freed memory back to the system.
 ///
@@ -171,6 +180,8 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = dhat::Profiler::new_heap();
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Serve { .. } => "info",

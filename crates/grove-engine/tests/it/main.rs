@@ -8,6 +8,7 @@
 mod columnar;
 mod datasource;
 mod inputs;
+mod plans;
 mod publish;
 mod report;
 mod s3;

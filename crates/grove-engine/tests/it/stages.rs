@@ -179,10 +179,10 @@ async fn spilled_chunks_that_fit_are_sorted_in_memory() {
     let file = write_rows(input.path(), 60_000);
     let (_dir_a, roomy) = ingest(None, &file, 5_000).await;
     let expected = check_segments(&roomy.metadata().used_segments("t").await.unwrap());
-    // 1 MiB: stage 0 spills part of the data; 512 KiB per slot holds a chunk.
-    // 128 KiB: chunks are larger than a slot's share, so they are sorted run by run
-    // and merged.
-    for (budget, merged) in [(1usize << 20, false), (128 << 10, true)] {
+    // 1.5 MiB: stage 0 spills part of the data; 768 KiB per slot holds a chunk read back
+    // (counted at twice its spilled size). 128 KiB: chunks are larger than a slot's
+    // share, so they are sorted run by run and merged.
+    for (budget, merged) in [(1536usize << 10, false), (128 << 10, true)] {
         let (_dir, grove) = open(Some(budget)).await;
         let prepared = grove
             .prepare(&ingest_sql(&file, 5_000), &QueryContext::new())
