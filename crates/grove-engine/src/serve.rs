@@ -375,9 +375,8 @@ impl ChunkSorter {
         // chunks spill their rows to make room).
         let mut read_back = MemoryConsumer::new("grove ingest shuffle read-back")
             .register(&self.task_ctx.runtime_env().memory_pool);
-        // Rows read back from a spill file take up to twice their size: Arrow's IPC
-        // reader grows one buffer per batch by doubling, and the batch keeps all of it.
-        let read_back_bytes = 2 * spilled_bytes;
+        // Rows read back take what they took when spilled (see `read_run`).
+        let read_back_bytes = spilled_bytes;
         if runs.is_empty()
             || (bytes + read_back_bytes <= self.in_memory_limit
                 && make_room(&run.queue, &mut read_back, read_back_bytes)?)
@@ -532,12 +531,28 @@ fn make_room(
     }
 }
 
-/// Every batch of a spilled run.
+/// Every batch of a spilled run. A local spill file is read with Arrow's IPC file
+/// reader, which gives each batch a buffer of its exact size (DataFusion's spill reader
+/// grows one by doubling, and the batch keeps all of it: up to twice the memory).
 async fn read_run(
     spill: &SpillManager,
     file: &Arc<dyn datafusion::execution::SpillFile>,
     largest: usize,
 ) -> Result<Vec<RecordBatch>> {
+    if let Some(path) = file.path().map(std::path::Path::to_path_buf) {
+        // The file lives as long as its handle: keep one while reading.
+        let keep = Arc::clone(file);
+        return tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+            let _keep = keep;
+            let reader = arrow::ipc::reader::StreamReader::try_new(
+                std::io::BufReader::new(std::fs::File::open(&path)?),
+                None,
+            )?;
+            Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+        .await
+        .map_err(|e| DataFusionError::Execution(format!("reading a spilled run failed: {e}")))?;
+    }
     let mut stream = spill.read_spill_as_stream(Arc::clone(file), Some(largest))?;
     let mut out = Vec::new();
     while let Some(batch) = stream.next().await {
