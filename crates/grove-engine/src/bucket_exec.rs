@@ -335,8 +335,7 @@ impl ExecutionPlan for AssignBucketExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [input] = <[_; 1]>::try_from(children)
-            .map_err(|_| DataFusionError::Internal("AssignBucketExec takes one input".into()))?;
+        let input = crate::planner::single_input(&children, "AssignBucketExec")?;
         let mut rebuilt = Self::try_new(input, self.spec.clone())?;
         rebuilt.counters = Arc::clone(&self.counters);
         Ok(Arc::new(rebuilt))

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bucket_exec::{AssignBucketExec, BucketSpec};
 use crate::generator_exec::{GeneratorSpec, SegmentGeneratorExec};
+use crate::planner::single_input;
 use crate::shuffle_exec::{ChunkShuffleExec, ShuffleSpec};
 use crate::stats_exec::{KeyStatsExec, StatsSpec};
 
@@ -40,17 +41,6 @@ fn external(e: impl std::error::Error + Send + Sync + 'static) -> DataFusionErro
     DataFusionError::External(Box::new(e))
 }
 
-/// The one input of an operator being decoded.
-fn single_input<'a>(
-    inputs: &'a [Arc<dyn ExecutionPlan>],
-    name: &str,
-) -> Result<&'a Arc<dyn ExecutionPlan>> {
-    match inputs {
-        [input] => Ok(input),
-        _ => Err(DataFusionError::Internal(format!("{name} takes one input"))),
-    }
-}
-
 impl PhysicalExtensionCodec for GroveCodec {
     fn try_decode(
         &self,
@@ -62,22 +52,22 @@ impl PhysicalExtensionCodec for GroveCodec {
         let node: Node = serde_json::from_slice(buf).map_err(external)?;
         Ok(match node {
             Node::ExternScan(d) => Arc::new(ExternScanExec::from_descriptor(*d)?),
-            Node::ChunkShuffle(spec) => {
-                let input = single_input(inputs, "ChunkShuffleExec")?;
-                Arc::new(ChunkShuffleExec::try_new(Arc::clone(input), spec)?)
-            }
-            Node::SegmentGenerator(spec) => {
-                let input = single_input(inputs, "SegmentGeneratorExec")?;
-                Arc::new(SegmentGeneratorExec::try_new(Arc::clone(input), spec)?)
-            }
-            Node::KeyStats(spec) => {
-                let input = single_input(inputs, "KeyStatsExec")?;
-                Arc::new(KeyStatsExec::try_new(Arc::clone(input), spec)?)
-            }
-            Node::AssignBucket(spec) => {
-                let input = single_input(inputs, "AssignBucketExec")?;
-                Arc::new(AssignBucketExec::try_new(Arc::clone(input), *spec)?)
-            }
+            Node::ChunkShuffle(spec) => Arc::new(ChunkShuffleExec::try_new(
+                single_input(inputs, "ChunkShuffleExec")?,
+                spec,
+            )?),
+            Node::SegmentGenerator(spec) => Arc::new(SegmentGeneratorExec::try_new(
+                single_input(inputs, "SegmentGeneratorExec")?,
+                spec,
+            )?),
+            Node::KeyStats(spec) => Arc::new(KeyStatsExec::try_new(
+                single_input(inputs, "KeyStatsExec")?,
+                spec,
+            )?),
+            Node::AssignBucket(spec) => Arc::new(AssignBucketExec::try_new(
+                single_input(inputs, "AssignBucketExec")?,
+                *spec,
+            )?),
         })
     }
 

@@ -232,9 +232,7 @@ impl ExecutionPlan for SegmentGeneratorExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [input] = <[_; 1]>::try_from(children).map_err(|_| {
-            DataFusionError::Internal("SegmentGeneratorExec takes one input".into())
-        })?;
+        let input = crate::planner::single_input(&children, "SegmentGeneratorExec")?;
         let shared = input.downcast_ref::<ChunkShuffleExec>().is_some();
         let mut rebuilt = Self::try_new(input, self.spec.clone())?;
         if !shared {

@@ -178,3 +178,14 @@ fn hash_form(
         },
     )?))
 }
+
+/// The one input of a Grove operator (being rebuilt by `with_new_children`, or decoded).
+pub(crate) fn single_input(
+    inputs: &[Arc<dyn ExecutionPlan>],
+    name: &str,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    match inputs {
+        [input] => Ok(Arc::clone(input)),
+        _ => Err(DataFusionError::Internal(format!("{name} takes one input"))),
+    }
+}

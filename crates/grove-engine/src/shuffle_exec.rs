@@ -226,8 +226,7 @@ impl ExecutionPlan for ChunkShuffleExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [input] = <[_; 1]>::try_from(children)
-            .map_err(|_| DataFusionError::Internal("ChunkShuffleExec takes one input".into()))?;
+        let input = crate::planner::single_input(&children, "ChunkShuffleExec")?;
         // The counters are the statement's, like metrics: a node rebuilt by an optimizer
         // keeps counting into them (the segment generator above shares the stage-1 ones).
         let mut rebuilt = Self::try_new(input, self.spec.clone())?;

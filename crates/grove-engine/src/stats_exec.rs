@@ -167,8 +167,7 @@ impl ExecutionPlan for KeyStatsExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [input] = <[_; 1]>::try_from(children)
-            .map_err(|_| DataFusionError::Internal("KeyStatsExec takes one input".into()))?;
+        let input = crate::planner::single_input(&children, "KeyStatsExec")?;
         Ok(Arc::new(Self::try_new(input, self.spec.clone())?))
     }
 
