@@ -15,10 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, DictionaryArray, RecordBatch, StringArray, StringBuilder, UInt16Array,
+    Array, ArrayRef, AsArray, DictionaryArray, RecordBatch, StringArray, StringBuilder,
+    UInt16Array, UInt32Array,
 };
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt16Type};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt16Type, UInt32Type};
 use datafusion::common::Result;
 use hashbrown::HashTable;
 
@@ -323,6 +324,37 @@ impl ChunkDictionary {
         Ok((schema, dictionaries))
     }
 
+    /// [`ChunkDictionary::for_columns`] over `batches` (the columns of each batch), whose
+    /// string columns then give their strings up: each keeps only what
+    /// [`ChunkDictionary::gather`] needs (a compact column its keys, shared; a plain one
+    /// its row numbers). One column at a time, so that the chunk's strings are held
+    /// once, in the dictionaries, and never twice (only one column's while it is copied).
+    pub(crate) fn for_columns_moving(
+        batches: &mut [Vec<ArrayRef>],
+        plain: &SchemaRef,
+    ) -> Result<(SchemaRef, Vec<Option<Self>>)> {
+        let mut dictionaries = Vec::with_capacity(plain.fields().len());
+        for (c, field) in plain.fields().iter().enumerate() {
+            let dictionary = match field.data_type() {
+                DataType::Utf8 => {
+                    let arrays: Vec<&dyn Array> = batches.iter().map(|b| b[c].as_ref()).collect();
+                    Self::try_new(&arrays)?
+                }
+                _ => None,
+            };
+            if dictionary.is_some() {
+                for batch in batches.iter_mut() {
+                    if let Some(keys) = keys_only(&batch[c]) {
+                        batch[c] = keys;
+                    }
+                }
+            }
+            dictionaries.push(dictionary);
+        }
+        let schema = with_dictionaries(plain, DataType::UInt32, |i| dictionaries[i].is_some());
+        Ok((schema, dictionaries))
+    }
+
     /// The dictionary of a string column split over `arrays` (plain or compact); `None`
     /// when a column is of another type, or its values would not fit one string array.
     pub(crate) fn try_new(arrays: &[&dyn Array]) -> Result<Option<Self>> {
@@ -357,9 +389,9 @@ impl ChunkDictionary {
         arrays: &[&dyn Array],
         picks: &[(usize, usize)],
     ) -> Result<ArrayRef> {
-        let sources: Vec<Strings> = arrays
+        let sources: Vec<KeySource> = arrays
             .iter()
-            .map(|a| Strings::of(*a))
+            .map(|a| KeySource::of(*a))
             .collect::<Option<_>>()
             .ok_or_else(|| {
                 datafusion::common::DataFusionError::Internal(
@@ -369,12 +401,7 @@ impl ChunkDictionary {
         let mut keys: Vec<u32> = Vec::with_capacity(picks.len());
         let mut nulls = arrow::array::NullBufferBuilder::new(picks.len());
         for &(a, r) in picks {
-            let key = match &sources[a] {
-                Strings::Plain(values) => values.is_valid(r).then_some(r as u32),
-                Strings::Compact(k, _, n) => {
-                    n.is_none_or(|n| n.is_valid(r)).then(|| u32::from(k[r]))
-                }
-            };
+            let key = sources[a].key(r);
             match key {
                 Some(k) => {
                     keys.push(self.starts[a] + k);
@@ -391,6 +418,54 @@ impl ChunkDictionary {
             keys,
             Arc::clone(&self.values),
         )?))
+    }
+}
+
+/// A string column without its strings, for [`ChunkDictionary::gather`]: a compact
+/// column's keys (the same buffer), or a plain column's row numbers (its values are
+/// every row's); `None` for any other column.
+fn keys_only(column: &ArrayRef) -> Option<ArrayRef> {
+    if let Some(dictionary) = column.as_dictionary_opt::<UInt16Type>() {
+        return Some(Arc::new(dictionary.keys().clone()));
+    }
+    let plain = column.as_string_opt::<i32>()?;
+    let rows = u32::try_from(plain.len()).ok()?;
+    Some(Arc::new(UInt32Array::new(
+        ScalarBuffer::from_iter(0..rows),
+        plain.nulls().cloned(),
+    )))
+}
+
+/// Where a row of one of a chunk dictionary's arrays points in the batch's values.
+enum KeySource<'a> {
+    Strings(Strings<'a>),
+    /// A compact column's keys, its strings gone ([`keys_only`]).
+    Keys16(&'a UInt16Array),
+    /// A plain column's row numbers, its strings gone.
+    Keys32(&'a UInt32Array),
+}
+
+impl<'a> KeySource<'a> {
+    fn of(array: &'a dyn Array) -> Option<Self> {
+        if let Some(keys) = array.as_primitive_opt::<UInt16Type>() {
+            return Some(Self::Keys16(keys));
+        }
+        if let Some(keys) = array.as_primitive_opt::<UInt32Type>() {
+            return Some(Self::Keys32(keys));
+        }
+        Strings::of(array).map(Self::Strings)
+    }
+
+    /// The key of row `r` in its batch's values; `None` for NULL.
+    fn key(&self, r: usize) -> Option<u32> {
+        match self {
+            Self::Strings(Strings::Plain(values)) => values.is_valid(r).then_some(r as u32),
+            Self::Strings(Strings::Compact(k, _, n)) => {
+                n.is_none_or(|n| n.is_valid(r)).then(|| u32::from(k[r]))
+            }
+            Self::Keys16(k) => k.is_valid(r).then(|| u32::from(k.value(r))),
+            Self::Keys32(k) => k.is_valid(r).then(|| k.value(r)),
+        }
     }
 }
 
@@ -533,6 +608,38 @@ mod tests {
         // Not a string column: no dictionary.
         let numbers = [plain.column(1).as_ref()];
         assert!(ChunkDictionary::try_new(&numbers).unwrap().is_none());
+    }
+
+    #[test]
+    fn moving_strings_into_the_dictionary_leaves_keys_that_gather_the_same() {
+        let schema = schema();
+        let compactor = Compactor::new(&schema);
+        let values: Vec<Option<String>> = (0..3000)
+            .map(|i| (i % 7 != 0).then(|| format!("v{}", i % 13)))
+            .collect();
+        let plain = batch(&schema, values.clone());
+        let compact = compactor.compact(&plain).unwrap();
+        let arrays = [compact.column(0).as_ref(), plain.column(0).as_ref()];
+        let picks: Vec<(usize, usize)> = (0..3000).rev().map(|r| (r % 2, r)).collect();
+        let kept = ChunkDictionary::try_new(&arrays).unwrap().unwrap();
+        let expected = kept.gather(&arrays, &picks).unwrap();
+
+        let mut batches = vec![compact.columns().to_vec(), plain.columns().to_vec()];
+        let (keyed, dictionaries) =
+            ChunkDictionary::for_columns_moving(&mut batches, &schema).unwrap();
+        assert_eq!(keyed.field(0).data_type(), expected.data_type());
+        // The strings are gone from the batches: the compact column keeps its keys (the
+        // same buffer), the plain one its row numbers; other columns are untouched.
+        assert_eq!(batches[0][0].data_type(), &DataType::UInt16);
+        assert_eq!(batches[1][0].data_type(), &DataType::UInt32);
+        assert!(Arc::ptr_eq(&batches[1][1], plain.column(1)));
+        let moved: Vec<&dyn Array> = batches.iter().map(|b| b[0].as_ref()).collect();
+        let dictionary = dictionaries[0].as_ref().unwrap();
+        assert_eq!(
+            dictionary.gather(&moved, &picks).unwrap().as_ref(),
+            expected.as_ref()
+        );
+        assert!(dictionaries[1].is_none());
     }
 
     #[test]

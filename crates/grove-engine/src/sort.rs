@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
@@ -123,16 +123,24 @@ impl ChunkOrder {
                 threads: None,
             });
         }
-        // Global row number -> (batch, row).
-        let mut locate = Vec::with_capacity(total);
+        // Global row number -> (batch, row), in 32 bits each as the order's row numbers.
+        let too_many = || DataFusionError::Execution("a time chunk has too many rows".into());
+        let mut locate: Vec<(u32, u32)> = Vec::with_capacity(total);
         for (b, piece) in pieces.iter().enumerate() {
+            let b = u32::try_from(b).map_err(|_| too_many())?;
             match &piece.rows {
-                None => locate.extend((0..piece.batch.num_rows()).map(|r| (b, r))),
-                Some(rows) => locate.extend(rows.values().iter().map(|&r| (b, r as usize))),
+                None => {
+                    let n = u32::try_from(piece.batch.num_rows()).map_err(|_| too_many())?;
+                    locate.extend((0..n).map(|r| (b, r)));
+                }
+                Some(rows) => locate.extend(rows.values().iter().map(|&r| (b, r))),
             }
         }
         let sources: Option<Vec<usize>> = pieces.iter().map(|p| p.source).collect();
-        let batches: Vec<RecordBatch> = pieces.into_iter().map(|p| p.batch.clone()).collect();
+        let mut batches: Vec<Vec<ArrayRef>> = pieces
+            .into_iter()
+            .map(|p| p.batch.columns().to_vec())
+            .collect();
         let (schema, dictionaries) = match (as_keys, shared, sources) {
             (false, ..) => (Arc::clone(plain), Vec::new()),
             // A range bucket: its time chunk's dictionaries, made once for all buckets.
@@ -144,7 +152,9 @@ impl ChunkOrder {
                     .map(|d| d.as_ref().map(|d| d.for_batches(&sources)))
                     .collect(),
             ),
-            (true, ..) => ChunkDictionary::for_columns(&batches, plain)?,
+            // The chunk's strings move into its dictionaries: the batches keep only
+            // their keys (the caller's pieces are dropped after the sort).
+            (true, ..) => ChunkDictionary::for_columns_moving(&mut batches, plain)?,
         };
         Ok(SortedSlices {
             ready: Vec::new().into_iter(),
@@ -369,8 +379,10 @@ pub(crate) struct SortedSlices {
     /// Per column: the chunk's dictionary its rows are gathered as keys into (none:
     /// gathered as plain values).
     dictionaries: Vec<Option<ChunkDictionary>>,
-    batches: Vec<RecordBatch>,
-    locate: Vec<(usize, usize)>,
+    /// The columns of each input batch (a string column gathered as keys may hold only
+    /// its keys: see [`ChunkDictionary::for_columns_moving`]).
+    batches: Vec<Vec<ArrayRef>>,
+    locate: Vec<(u32, u32)>,
     order: UInt32Array,
     next: usize,
     rows: usize,
@@ -391,7 +403,10 @@ impl Iterator for SortedSlices {
         let end = (self.next + self.rows).min(self.order.len());
         let picks: Vec<(usize, usize)> = self.order.values()[self.next..end]
             .iter()
-            .map(|&i| self.locate[i as usize])
+            .map(|&i| {
+                let (b, r) = self.locate[i as usize];
+                (b as usize, r as usize)
+            })
             .collect();
         self.next = end;
         Some(self.gather(&picks))
@@ -410,7 +425,7 @@ impl SortedSlices {
         let threads = self.threads.as_ref().map_or(1, ThreadShare::threads);
         let column = |c: usize| {
             let arrays: Vec<&dyn arrow::array::Array> =
-                self.batches.iter().map(|b| b.column(c).as_ref()).collect();
+                self.batches.iter().map(|b| b[c].as_ref()).collect();
             match self.dictionaries.get(c).and_then(Option::as_ref) {
                 Some(dictionary) => dictionary.gather(&arrays, picks),
                 None => compact::gather(&arrays, picks, self.schema.field(c).data_type()),
@@ -422,7 +437,7 @@ impl SortedSlices {
             return Ok(RecordBatch::try_new(Arc::clone(&self.schema), arrays)?);
         };
         let mut columns: Vec<usize> = (0..n).collect();
-        columns.sort_by_key(|&c| std::cmp::Reverse(first.column(c).get_array_memory_size()));
+        columns.sort_by_key(|&c| std::cmp::Reverse(first[c].get_array_memory_size()));
         let gathered = on_threads(columns.clone(), threads, column)?;
         let mut arrays: Vec<Option<arrow::array::ArrayRef>> = vec![None; columns.len()];
         for (c, array) in columns.into_iter().zip(gathered) {
