@@ -14,18 +14,24 @@ use grove_engine::{GroveContext, StatementOutcome, TaskControl};
 use grove_server::ServerConfig;
 use tokio_util::sync::CancellationToken;
 
-/// mimalloc rather than glibc's malloc: a server runs task after task, and glibc's
-/// per-thread arenas keep each finished task's heap (the bench saw S4's peak grow from
-/// 1.6 to 2.3 GB over three rounds), where mimalloc returns freed pages and stays flat.
-/// See [`allocator`] for when it returns them.
+/// jemalloc rather than glibc's malloc or mimalloc.
 ///
-/// mimalloc also serves C's `malloc` (libmimalloc-sys's `override` feature), so the C
-/// libraries inside take memory from the same place: zstd allocates a context of
-/// about a megabyte per Parquet column written, which glibc handed out as fresh pages
-/// (mmap) for every column of every segment, each zeroed by the kernel on first touch.
+/// - glibc's per-thread arenas kept each finished task's heap: a server's peak grew task
+///   after task (S4: 1.6, 1.9, 2.3 GB over three rounds).
+/// - mimalloc stayed flat across tasks, but an ingest at scale fragmented it: on S6 at
+///   `--memory-limit 512MB` its heap held 2.0 GB of resident memory for 0.5-0.75 GB of
+///   live allocations, in large pages pinned by a few long-lived buffers. jemalloc, which
+///   gives large buffers extents of their own, peaks at 1.1-1.25 GB on the same run, in
+///   the same time (docs/engine.md, "Memory").
+///
+/// jemalloc also serves C's `malloc` (the `unprefixed_malloc_on_supported_platforms`
+/// feature), so the C libraries inside take memory from the same place: zstd allocates a
+/// context of about a megabyte per Parquet column written, which glibc handed out as
+/// fresh pages (mmap) for every column of every segment, each zeroed by the kernel on
+/// first touch. See [`allocator`] for when freed memory goes back to the system.
 #[cfg(not(feature = "dhat-heap"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// With the `dhat-heap` feature, Rust's allocations go through dhat, which writes a heap
 /// profile (`dhat-heap.json`, with every allocation site's bytes at the peak) when the
@@ -35,67 +41,148 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[global_allocator]
 static GLOBAL: dhat::Alloc = dhat::Alloc;
 
-/// When mimalloc gives freed memory back to the system.
+/// When jemalloc gives freed memory back to the system.
 ///
-/// By default it does so one second after the memory was freed. An ingest frees and
-/// allocates gigabytes as it runs (decoded batches, spilled and read back, gathered,
-/// encoded), so memory handed back was soon faulted in again, and the kernel zeroes every
-/// page it faults in: on S4 a quarter of the CPU time was the kernel's, most of it
-/// zeroing pages. Freed memory is kept three seconds instead, long enough to be reused
-/// by the next batch or chunk, short enough that an idle server soon shrinks and a
-/// task's peak stays close to the budget (see docs/engine.md for the measurements).
+/// An ingest frees and allocates gigabytes as it runs (decoded batches, spilled and read
+/// back, gathered, encoded). Memory handed back is soon faulted in again, and the kernel
+/// zeroes every page it faults in; memory kept is held beyond the budget. jemalloc's
+/// default keeps freed pages about ten seconds (S6 at 512MB: 1.56 GB peak), and handing
+/// them back at once cost 30% in time (115 s against 88, a third of it the kernel's).
+/// Freed pages are kept about three seconds, and a background thread hands them back, so
+/// an idle server shrinks too. Under a memory budget below the default one, they are
+/// kept one second: a smaller peak (S6 at 512MB: 1,183 MiB against 1,382) for up to 8%
+/// more time on small jobs (docs/engine.md has the measurements).
 mod allocator {
     #![allow(unsafe_code)]
 
-    use libmimalloc_sys::{mi_option_set, mi_option_t};
+    /// jemalloc's options (read once, before `main`): background purging threads,
+    /// freed ("dirty") pages handed back over about three seconds, and no second, lazily
+    /// purged ("muzzy") stage. `MALLOC_CONF` in the environment still overrides them.
+    ///
+    /// The C declaration is `const char *malloc_conf`: a pointer to the first byte of
+    /// a NUL-terminated string, which `Option<&u8>` is in memory.
+    // SAFETY: jemalloc reads this symbol, a pointer to a static NUL-terminated string,
+    // and nothing else defines it.
+    #[cfg(not(feature = "dhat-heap"))]
+    #[unsafe(no_mangle)]
+    #[allow(non_upper_case_globals)]
+    pub(crate) static malloc_conf: Option<&'static u8> =
+        Some(&b"background_thread:true,dirty_decay_ms:3000,muzzy_decay_ms:0\0"[0]);
 
-    /// mimalloc v3's `mi_option_purge_delay` (its index in `mi_option_e`; the
-    /// `libmimalloc-sys` bindings have no constant for it). A test checks it.
-    const PURGE_DELAY: mi_option_t = 15;
+    /// How long freed pages are kept under a budget below the default one (ms).
+    const KEEP_FREED_UNDER_SMALL_BUDGET_MS: isize = 1000;
 
-    /// How long freed memory is kept before it goes back to the system.
-    const KEEP_FREED_MS: std::ffi::c_long = 3_000;
-
-    /// Keeps freed memory for reuse a little longer than mimalloc's default (see above).
-    pub(crate) fn keep_freed_memory() {
-        // SAFETY: sets an integer option of the allocator; any value is valid, and
-        // mimalloc reads its options atomically while other threads allocate.
-        unsafe { mi_option_set(PURGE_DELAY, KEEP_FREED_MS) }
+    /// Keeps freed pages a shorter time when the memory budget (`--memory-limit`, as
+    /// given) is below the default one: the process then peaks closer to the budget.
+    /// A budget that does not parse is left for the engine to refuse.
+    pub(crate) fn fit_to_budget(memory_limit: Option<&str>) {
+        let Some(Ok(limit)) = memory_limit.map(grove_engine::parse_byte_size) else {
+            return;
+        };
+        if limit < grove_engine::default_memory_limit() && std::env::var_os("MALLOC_CONF").is_none()
+        {
+            // Every arena there is (jemalloc's MALLCTL_ARENAS_ALL), and those to come.
+            for name in [c"arena.4096.dirty_decay_ms", c"arenas.dirty_decay_ms"] {
+                set_decay(name, KEEP_FREED_UNDER_SMALL_BUDGET_MS);
+            }
+        }
     }
 
-    #[cfg(test)]
+    /// Sets jemalloc's decay time `name` (an `ssize_t` in ms); a failure leaves it.
+    #[cfg(not(feature = "dhat-heap"))]
+    fn set_decay(name: &std::ffi::CStr, mut ms: isize) {
+        // SAFETY: writes an `ssize_t`, the type of jemalloc's decay times.
+        let _ = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                name.as_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                (&raw mut ms).cast::<std::ffi::c_void>(),
+                std::mem::size_of::<isize>(),
+            )
+        };
+    }
+
+    #[cfg(feature = "dhat-heap")]
+    fn set_decay(_: &std::ffi::CStr, _: isize) {}
+
+    #[cfg(all(test, not(feature = "dhat-heap")))]
     mod tests {
-        use super::*;
+        use std::ffi::{CStr, c_void};
+
+        /// Reads jemalloc's control value `name` as a `T`.
+        fn mallctl<T: Default>(name: &CStr) -> T {
+            let mut value = T::default();
+            let mut len = std::mem::size_of::<T>();
+            // SAFETY: `value` is a `T` of `len` bytes, which is what `name` holds.
+            let r = unsafe {
+                tikv_jemalloc_sys::mallctl(
+                    name.as_ptr(),
+                    (&raw mut value).cast::<c_void>(),
+                    &mut len,
+                    std::ptr::null_mut(),
+                    0,
+                )
+            };
+            assert_eq!(r, 0, "mallctl {name:?}");
+            value
+        }
 
         #[test]
-        fn c_malloc_is_mimallocs() {
+        fn c_malloc_is_jemallocs() {
             unsafe extern "C" {
-                fn malloc(size: usize) -> *mut std::ffi::c_void;
-                fn free(ptr: *mut std::ffi::c_void);
+                fn malloc(size: usize) -> *mut c_void;
+                fn free(ptr: *mut c_void);
             }
             for size in [16, 4 << 20] {
                 // SAFETY: a plain allocation, checked and freed below.
-                let p = unsafe { malloc(size) };
+                let mut p = unsafe { malloc(size) };
                 assert!(!p.is_null());
-                // SAFETY: asks whether a pointer lies in mimalloc's heap.
-                let ours = unsafe { libmimalloc_sys::mi_is_in_heap_region(p) };
+                // jemalloc names the arena of an allocation of its own, and fails for
+                // any other pointer.
+                let mut arena: u32 = u32::MAX;
+                let mut len = std::mem::size_of::<u32>();
+                // SAFETY: reads an unsigned into `arena`, given a pointer-sized value.
+                let r = unsafe {
+                    tikv_jemalloc_sys::mallctl(
+                        c"arenas.lookup".as_ptr(),
+                        (&raw mut arena).cast::<c_void>(),
+                        &mut len,
+                        (&raw mut p).cast::<c_void>(),
+                        std::mem::size_of::<*mut c_void>(),
+                    )
+                };
                 // SAFETY: allocated above, freed once.
                 unsafe { free(p) };
-                assert!(ours, "malloc({size}) did not come from mimalloc");
+                assert_eq!(r, 0, "malloc({size}) did not come from jemalloc");
+                assert_ne!(arena, u32::MAX);
             }
         }
 
         #[test]
-        fn purge_delay_option_is_mimallocs() {
-            // Unchanged, the option holds mimalloc v3's default purge delay (1000 ms),
-            // which no other option at this index has.
-            // SAFETY: reads an integer option.
-            let default = unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) };
-            assert_eq!(default, 1000);
-            keep_freed_memory();
-            // SAFETY: as above.
-            let set = unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) };
-            assert_eq!(set, KEEP_FREED_MS);
+        fn the_options_are_in_force() {
+            let dirty: isize = mallctl(c"opt.dirty_decay_ms");
+            let muzzy: isize = mallctl(c"opt.muzzy_decay_ms");
+            let background: bool = mallctl(c"opt.background_thread");
+            // The environment may override them (see above); the test runs without.
+            if std::env::var_os("MALLOC_CONF").is_none() {
+                assert_eq!((dirty, muzzy, background), (3000, 0, true));
+            }
+        }
+
+        #[test]
+        fn a_small_budget_keeps_freed_pages_a_shorter_time() {
+            if std::env::var_os("MALLOC_CONF").is_some() {
+                return;
+            }
+            let arenas = || -> isize { mallctl(c"arenas.dirty_decay_ms") };
+            super::fit_to_budget(Some("not a size"));
+            super::fit_to_budget(Some("64GiB"));
+            assert_eq!(arenas(), 3000);
+            super::fit_to_budget(Some("512MB"));
+            assert_eq!(arenas(), super::KEEP_FREED_UNDER_SMALL_BUDGET_MS);
+            let arena0: isize = mallctl(c"arena.0.dirty_decay_ms");
+            assert_eq!(arena0, super::KEEP_FREED_UNDER_SMALL_BUDGET_MS);
         }
     }
 }
@@ -214,7 +301,6 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
-    allocator::keep_freed_memory();
     match cli.command {
         Command::Serve {
             config,
@@ -259,6 +345,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if web_console.is_some() {
                 cfg.web_console = web_console;
             }
+            allocator::fit_to_budget(cfg.memory_limit.as_deref());
             grove_server::serve(cfg, shutdown_signal(), |addr| {
                 println!("grove listening on http://{addr}");
             })
@@ -279,6 +366,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
                 (None, None) => return Err("give SQL with -e \"...\" or -f file.sql".into()),
             };
+            allocator::fit_to_budget(memory_limit.as_deref());
             let options = grove_engine::GroveOptions {
                 memory_limit: memory_limit
                     .as_deref()
