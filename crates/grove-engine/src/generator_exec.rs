@@ -23,6 +23,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{
     Distribution, EquivalenceProperties, OrderingRequirements, PhysicalExpr,
@@ -48,7 +49,7 @@ use crate::parquet_writer::{ThreadShare, ThreadShareGuard};
 use crate::shuffle_exec::{BUCKET_COLUMN, ChunkShuffleExec, task_progress};
 use crate::sort::ChunkOrder;
 use crate::task::{TaskPhase, TaskProgress};
-use crate::writer::{SegmentWriter, WriterConfig, time_column};
+use crate::writer::{SegmentWriter, WriterConfig, row_group_bytes, time_column};
 
 /// The segment generator's parameters (all that travels through [`crate::GroveCodec`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -268,6 +269,13 @@ impl ExecutionPlan for SegmentGeneratorExec {
             counters: Arc::clone(&self.counters),
             worker: partition % self.spec.workers.max(1),
             threads: self.threads.clone(),
+            row_group_bytes: row_group_bytes(
+                match context.runtime_env().memory_pool.memory_limit() {
+                    MemoryLimit::Finite(bytes) => Some(bytes),
+                    MemoryLimit::Infinite | MemoryLimit::Unknown => None,
+                },
+                self.properties.partitioning.partition_count(),
+            ),
             progress: task_progress(&context),
             current: None,
             pending: VecDeque::new(),
@@ -316,6 +324,8 @@ struct Generating {
     counters: Arc<StageCounters>,
     worker: usize,
     threads: ThreadShare,
+    /// Bytes a segment's open row group may hold.
+    row_group_bytes: usize,
     progress: Option<Arc<TaskProgress>>,
     /// The writer of the time chunk (and range bucket) being written, counted among the
     /// writers that share the cores.
@@ -385,6 +395,7 @@ impl Generating {
                 )?
                 .with_counters(Arc::clone(&self.counters), self.worker)
                 .with_threads(self.threads.clone())
+                .with_row_group_bytes(self.row_group_bytes)
                 .with_bucket(bucket);
                 self.current = Some((chunk, writer, share));
             }

@@ -147,6 +147,9 @@ pub(crate) struct ParallelParquetWriter {
     row_groups: usize,
     rows_in_group: usize,
     max_row_group_rows: usize,
+    /// A row group closes when its column writers hold this many bytes (encoded pages
+    /// and values waiting to be), whatever its rows.
+    max_row_group_bytes: usize,
     share: ThreadShare,
 }
 
@@ -172,8 +175,23 @@ impl ParallelParquetWriter {
             row_groups: 0,
             rows_in_group: 0,
             max_row_group_rows,
+            max_row_group_bytes: usize::MAX,
             share,
         })
+    }
+
+    /// Closes a row group once its column writers hold `bytes` (at least one batch is
+    /// in each row group): a bound on the memory a segment being written holds.
+    pub(crate) fn with_max_row_group_bytes(mut self, bytes: usize) -> Self {
+        self.max_row_group_bytes = bytes.max(1);
+        self
+    }
+
+    /// Bytes the open row group's column writers hold.
+    fn buffered_bytes(&self) -> usize {
+        self.columns
+            .as_ref()
+            .map_or(0, |c| c.iter().map(ArrowColumnWriter::memory_size).sum())
     }
 
     /// Writes a batch; returns the rows in row groups completed by this call.
@@ -185,7 +203,9 @@ impl ParallelParquetWriter {
             let n = room.min(batch.num_rows() - start);
             self.encode(&batch.slice(start, n))?;
             start += n;
-            if self.rows_in_group >= self.max_row_group_rows {
+            if self.rows_in_group >= self.max_row_group_rows
+                || self.buffered_bytes() >= self.max_row_group_bytes
+            {
                 flushed += self.flush_row_group().await?;
             }
         }
@@ -341,5 +361,51 @@ mod tests {
             let all = arrow::compute::concat_batches(&schema, &read).unwrap();
             assert_eq!(all, batch(0, 2600), "threads {threads}");
         }
+    }
+
+    /// A byte bound closes row groups before the row bound; the rows read back the same.
+    #[tokio::test]
+    async fn a_byte_bound_closes_row_groups_early() {
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, false)]));
+        let batch = |from: usize| {
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(StringArray::from_iter_values(
+                    (from..from + 100).map(|i| format!("{i:0>200}")),
+                ))],
+            )
+            .unwrap()
+        };
+        let write = |bound: usize| {
+            let schema = Arc::clone(&schema);
+            async move {
+                let store = Arc::new(InMemory::new());
+                let path = Path::from("f.parquet");
+                let mut w = ParallelParquetWriter::try_new(
+                    BufWriter::new(Arc::clone(&store) as _, path.clone()),
+                    schema,
+                    WriterProperties::builder().build(),
+                    ThreadShare::new(1),
+                )
+                .unwrap()
+                .with_max_row_group_bytes(bound);
+                for from in (0..1000).step_by(100) {
+                    w.write(&batch(from)).await.unwrap();
+                }
+                w.close().await.unwrap();
+                let bytes = store.get(&path).await.unwrap().bytes().await.unwrap();
+                let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+                let groups = reader.metadata().num_row_groups();
+                let read: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+                (groups, read)
+            }
+        };
+        let (one, all) = write(usize::MAX).await;
+        assert_eq!(one, 1);
+        // 100 rows of 200 distinct bytes are over 16 KiB: every batch closes a group.
+        let (many, read) = write(16 << 10).await;
+        assert_eq!(many, 10);
+        let concat = |b: &[RecordBatch]| arrow::compute::concat_batches(&schema, b).unwrap();
+        assert_eq!(concat(&read), concat(&all));
     }
 }

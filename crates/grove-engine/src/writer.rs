@@ -66,6 +66,18 @@ struct Finished {
     first_key: Option<Vec<Option<String>>>,
 }
 
+/// Bytes one segment's open row group may hold when `writers` segments are written at
+/// once under a memory budget of `limit` bytes (`None`: unbounded): an eighth of each
+/// writer's share, between 8 and 128 MiB. A row group of 2^20 rows of a wide table holds
+/// about 100 MB before it is written (S6), and that memory is outside the budget: rows
+/// read back and sorted take the budget.
+pub(crate) fn row_group_bytes(limit: Option<usize>, writers: usize) -> usize {
+    const MIB: usize = 1 << 20;
+    limit.map_or(128 * MIB, |limit| {
+        (limit / 8 / writers.max(1)).clamp(8 * MIB, 128 * MIB)
+    })
+}
+
 /// Writes segments from sorted batches.
 pub(crate) struct SegmentWriter {
     config: WriterConfig,
@@ -84,6 +96,8 @@ pub(crate) struct SegmentWriter {
     counters: Option<(Arc<StageCounters>, usize)>,
     /// Threads to encode columns with.
     threads: ThreadShare,
+    /// Bytes a segment's open row group may hold (see [`row_group_bytes`]).
+    row_group_bytes: usize,
     /// The range bucket of its time chunk this writer writes (0: the chunk's first or
     /// only one).
     bucket: u32,
@@ -126,6 +140,7 @@ impl SegmentWriter {
             rows: 0,
             counters: None,
             threads: ThreadShare::new(1),
+            row_group_bytes: usize::MAX,
             bucket: 0,
         })
     }
@@ -133,6 +148,12 @@ impl SegmentWriter {
     /// Encodes columns on the threads `share` allows.
     pub(crate) fn with_threads(mut self, share: ThreadShare) -> Self {
         self.threads = share;
+        self
+    }
+
+    /// Closes a segment's row group once it holds `bytes` (and at most 2^20 rows).
+    pub(crate) fn with_row_group_bytes(mut self, bytes: usize) -> Self {
+        self.row_group_bytes = bytes;
         self
     }
 
@@ -315,7 +336,8 @@ impl SegmentWriter {
             Arc::clone(&self.schema),
             props,
             self.threads.clone(),
-        )?;
+        )?
+        .with_max_row_group_bytes(self.row_group_bytes);
         let first_key = if self.range_indices.is_empty() {
             None
         } else {
@@ -492,6 +514,16 @@ mod tests {
     use arrow::array::{Int64Array, StringArray, TimestampMillisecondArray};
     use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
     use grove_common::types::DruidType;
+
+    #[test]
+    fn row_groups_take_an_eighth_of_each_writers_share_of_the_budget() {
+        const MIB: usize = 1 << 20;
+        assert_eq!(row_group_bytes(Some(512 * MIB), 2), 32 * MIB);
+        assert_eq!(row_group_bytes(Some(1024 * MIB), 2), 64 * MIB);
+        assert_eq!(row_group_bytes(Some(MIB), 2), 8 * MIB);
+        assert_eq!(row_group_bytes(Some(64 << 30), 2), 128 * MIB);
+        assert_eq!(row_group_bytes(None, 0), 128 * MIB);
+    }
 
     const HOUR: i64 = 3_600_000;
 
