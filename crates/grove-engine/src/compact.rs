@@ -315,13 +315,22 @@ impl ChunkDictionary {
         let mut dictionaries = Vec::with_capacity(plain.fields().len());
         for (c, field) in plain.fields().iter().enumerate() {
             let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
-            dictionaries.push(match field.data_type() {
-                DataType::Utf8 => Self::try_new(&arrays)?,
-                _ => None,
-            });
+            dictionaries.push(Self::of_column(field, &arrays)?);
         }
-        let schema = with_dictionaries(plain, DataType::UInt32, |i| dictionaries[i].is_some());
-        Ok((schema, dictionaries))
+        Ok((Self::gathered_schema(plain, &dictionaries), dictionaries))
+    }
+
+    /// The dictionary of the column `field` split over `arrays`: `None` but for strings.
+    fn of_column(field: &Field, arrays: &[&dyn Array]) -> Result<Option<Self>> {
+        match field.data_type() {
+            DataType::Utf8 => Self::try_new(arrays),
+            _ => Ok(None),
+        }
+    }
+
+    /// The schema of rows of `plain` gathered with `dictionaries` (one per column).
+    fn gathered_schema(plain: &SchemaRef, dictionaries: &[Option<Self>]) -> SchemaRef {
+        with_dictionaries(plain, DataType::UInt32, |i| dictionaries[i].is_some())
     }
 
     /// [`ChunkDictionary::for_columns`] over `batches` (the columns of each batch), whose
@@ -335,13 +344,8 @@ impl ChunkDictionary {
     ) -> Result<(SchemaRef, Vec<Option<Self>>)> {
         let mut dictionaries = Vec::with_capacity(plain.fields().len());
         for (c, field) in plain.fields().iter().enumerate() {
-            let dictionary = match field.data_type() {
-                DataType::Utf8 => {
-                    let arrays: Vec<&dyn Array> = batches.iter().map(|b| b[c].as_ref()).collect();
-                    Self::try_new(&arrays)?
-                }
-                _ => None,
-            };
+            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b[c].as_ref()).collect();
+            let dictionary = Self::of_column(field, &arrays)?;
             if dictionary.is_some() {
                 for batch in batches.iter_mut() {
                     if let Some(keys) = keys_only(&batch[c]) {
@@ -351,8 +355,7 @@ impl ChunkDictionary {
             }
             dictionaries.push(dictionary);
         }
-        let schema = with_dictionaries(plain, DataType::UInt32, |i| dictionaries[i].is_some());
-        Ok((schema, dictionaries))
+        Ok((Self::gathered_schema(plain, &dictionaries), dictionaries))
     }
 
     /// The dictionary of a string column split over `arrays` (plain or compact); `None`
@@ -588,18 +591,29 @@ mod tests {
         assert_eq!(dictionary_values(&repeated), 5);
     }
 
-    #[test]
-    fn a_chunk_dictionary_gathers_keys_that_read_as_the_strings() {
+    /// 3,000 rows of 13 values with a NULL every `null_every` rows, as a plain batch and
+    /// compacted.
+    fn plain_and_compact(null_every: usize) -> (Vec<Option<String>>, RecordBatch, RecordBatch) {
         let schema = schema();
-        let compactor = Compactor::new(&schema);
         let values: Vec<Option<String>> = (0..3000)
-            .map(|i| (i % 11 != 0).then(|| format!("v{}", i % 13)))
+            .map(|i| (i % null_every != 0).then(|| format!("v{}", i % 13)))
             .collect();
         let plain = batch(&schema, values.clone());
-        let compact = compactor.compact(&plain).unwrap();
+        let compact = Compactor::new(&schema).compact(&plain).unwrap();
+        (values, plain, compact)
+    }
+
+    /// Every row of the two batches in reverse, alternating between them.
+    fn reversed_picks() -> Vec<(usize, usize)> {
+        (0..3000).rev().map(|r| (r % 2, r)).collect()
+    }
+
+    #[test]
+    fn a_chunk_dictionary_gathers_keys_that_read_as_the_strings() {
+        let (values, plain, compact) = plain_and_compact(11);
+        let picks = reversed_picks();
         let arrays = [compact.column(0).as_ref(), plain.column(0).as_ref()];
         let dictionary = ChunkDictionary::try_new(&arrays).unwrap().unwrap();
-        let picks: Vec<(usize, usize)> = (0..3000).rev().map(|r| (r % 2, r)).collect();
         let gathered = dictionary.gather(&arrays, &picks).unwrap();
         let as_plain = arrow::compute::cast(&gathered, &DataType::Utf8).unwrap();
         let expected: StringArray = values.iter().rev().cloned().collect();
@@ -613,14 +627,9 @@ mod tests {
     #[test]
     fn moving_strings_into_the_dictionary_leaves_keys_that_gather_the_same() {
         let schema = schema();
-        let compactor = Compactor::new(&schema);
-        let values: Vec<Option<String>> = (0..3000)
-            .map(|i| (i % 7 != 0).then(|| format!("v{}", i % 13)))
-            .collect();
-        let plain = batch(&schema, values.clone());
-        let compact = compactor.compact(&plain).unwrap();
+        let (_, plain, compact) = plain_and_compact(7);
+        let picks = reversed_picks();
         let arrays = [compact.column(0).as_ref(), plain.column(0).as_ref()];
-        let picks: Vec<(usize, usize)> = (0..3000).rev().map(|r| (r % 2, r)).collect();
         let kept = ChunkDictionary::try_new(&arrays).unwrap().unwrap();
         let expected = kept.gather(&arrays, &picks).unwrap();
 

@@ -23,7 +23,6 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::execution::memory_pool::MemoryLimit;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{
     Distribution, EquivalenceProperties, OrderingRequirements, PhysicalExpr,
@@ -270,10 +269,7 @@ impl ExecutionPlan for SegmentGeneratorExec {
             worker: partition % self.spec.workers.max(1),
             threads: self.threads.clone(),
             row_group_bytes: row_group_bytes(
-                match context.runtime_env().memory_pool.memory_limit() {
-                    MemoryLimit::Finite(bytes) => Some(bytes),
-                    MemoryLimit::Infinite | MemoryLimit::Unknown => None,
-                },
+                context.runtime_env().memory_pool.memory_limit(),
                 self.properties.partitioning.partition_count(),
             ),
             progress: task_progress(&context),

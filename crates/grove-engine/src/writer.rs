@@ -19,6 +19,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
 use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::memory_pool::MemoryLimit;
 use grove_common::types::{StorageType, TIME_COLUMN};
 use grove_common::{Granularity, Interval, MsqFault};
 use grove_store::{DeepStorage, NewSegment, RangeBounds, SegmentColumn};
@@ -67,15 +68,16 @@ struct Finished {
 }
 
 /// Bytes one segment's open row group may hold when `writers` segments are written at
-/// once under a memory budget of `limit` bytes (`None`: unbounded): an eighth of each
-/// writer's share, between 8 and 128 MiB. A row group of 2^20 rows of a wide table holds
+/// once under the memory pool's `limit`: an eighth of each writer's share, between 8
+/// and 128 MiB (128 MiB without a limit). A row group of 2^20 rows of a wide table holds
 /// about 100 MB before it is written (S6), and that memory is outside the budget: rows
 /// read back and sorted take the budget.
-pub(crate) fn row_group_bytes(limit: Option<usize>, writers: usize) -> usize {
+pub(crate) fn row_group_bytes(limit: MemoryLimit, writers: usize) -> usize {
     const MIB: usize = 1 << 20;
-    limit.map_or(128 * MIB, |limit| {
-        (limit / 8 / writers.max(1)).clamp(8 * MIB, 128 * MIB)
-    })
+    match limit {
+        MemoryLimit::Finite(limit) => (limit / 8 / writers.max(1)).clamp(8 * MIB, 128 * MIB),
+        MemoryLimit::Infinite | MemoryLimit::Unknown => 128 * MIB,
+    }
 }
 
 /// Writes segments from sorted batches.
@@ -518,11 +520,12 @@ mod tests {
     #[test]
     fn row_groups_take_an_eighth_of_each_writers_share_of_the_budget() {
         const MIB: usize = 1 << 20;
-        assert_eq!(row_group_bytes(Some(512 * MIB), 2), 32 * MIB);
-        assert_eq!(row_group_bytes(Some(1024 * MIB), 2), 64 * MIB);
-        assert_eq!(row_group_bytes(Some(MIB), 2), 8 * MIB);
-        assert_eq!(row_group_bytes(Some(64 << 30), 2), 128 * MIB);
-        assert_eq!(row_group_bytes(None, 0), 128 * MIB);
+        let finite = MemoryLimit::Finite;
+        assert_eq!(row_group_bytes(finite(512 * MIB), 2), 32 * MIB);
+        assert_eq!(row_group_bytes(finite(1024 * MIB), 2), 64 * MIB);
+        assert_eq!(row_group_bytes(finite(MIB), 2), 8 * MIB);
+        assert_eq!(row_group_bytes(finite(64 << 30), 2), 128 * MIB);
+        assert_eq!(row_group_bytes(MemoryLimit::Infinite, 0), 128 * MIB);
     }
 
     const HOUR: i64 = 3_600_000;

@@ -63,7 +63,6 @@ mod allocator {
     /// a NUL-terminated string, which `Option<&u8>` is in memory.
     // SAFETY: jemalloc reads this symbol, a pointer to a static NUL-terminated string,
     // and nothing else defines it.
-    #[cfg(not(feature = "dhat-heap"))]
     #[unsafe(no_mangle)]
     #[allow(non_upper_case_globals)]
     pub(crate) static malloc_conf: Option<&'static u8> =
@@ -89,7 +88,6 @@ mod allocator {
     }
 
     /// Sets jemalloc's decay time `name` (an `ssize_t` in ms); a failure leaves it.
-    #[cfg(not(feature = "dhat-heap"))]
     fn set_decay(name: &std::ffi::CStr, mut ms: isize) {
         // SAFETY: writes an `ssize_t`, the type of jemalloc's decay times.
         let _ = unsafe {
@@ -103,10 +101,7 @@ mod allocator {
         };
     }
 
-    #[cfg(feature = "dhat-heap")]
-    fn set_decay(_: &std::ffi::CStr, _: isize) {}
-
-    #[cfg(all(test, not(feature = "dhat-heap")))]
+    #[cfg(test)]
     mod tests {
         use std::ffi::{CStr, c_void};
 
