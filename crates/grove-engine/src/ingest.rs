@@ -24,11 +24,11 @@ use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 
 use crate::bucket_exec::{AssignBucketExec, BucketPlan};
 use crate::context::StageWorkers;
-use crate::counters::StageCounters;
 use crate::generator_exec::SegmentGeneratorExec;
 use crate::node::IngestNode;
 use crate::range::SplitKeys;
-use crate::shuffle_exec::{ChunkShuffleExec, worker_failed};
+use crate::shuffle_exec::worker_failed;
+use crate::stage_layout::StageLayout;
 use crate::stats_exec::{ChunkStatistics, KeyStatsExec, StatsSpec};
 use crate::task::{TaskControl, TaskPhase};
 
@@ -84,12 +84,15 @@ pub(crate) async fn execute_ingest(
     let physical = state.create_physical_plan(&logical).await?;
     progress.set_scans(collect_scans(&physical));
     progress.set_tables(tables.scans());
-    progress.set_stages(stage_counters(&physical));
+    let table_inputs = crate::report::stage_inputs(&plan.input).len();
+    progress.set_layout(StageLayout::of(&physical, table_inputs));
     if let Some(w) = state.config().get_extension::<StageWorkers>() {
         progress.workers.store(w.workers as u64, Ordering::Relaxed);
     }
     progress.set_phase(TaskPhase::Reading);
     let physical = with_key_statistics(physical, state.task_ctx(), control).await?;
+    // The buckets are in place: the plan that runs has new operators (and metrics).
+    progress.set_layout(StageLayout::of(&physical, table_inputs));
     let segments = run_plan(
         &physical,
         state.task_ctx(),
@@ -98,7 +101,11 @@ pub(crate) async fn execute_ingest(
         task_id,
         deep,
     )
-    .await?;
+    .await;
+    if let Some(layout) = progress.layout() {
+        layout.freeze();
+    }
+    let segments = segments?;
     let rows: u64 = segments.iter().map(|s| s.num_rows).sum();
     tracing::info!(
         task_id = %task_id,
@@ -209,31 +216,6 @@ fn chain_ranges(segments: &mut [NewSegment]) {
         }
         i = end;
     }
-}
-
-/// Druid's stages as counters, found in the physical plan: the shuffle's routing (stage
-/// 0) and what it served to the segment generator (stage 1); in the hash form, what the
-/// bucket operator gave the repartition (stage 0) and what the generator read and wrote
-/// (stage 1).
-fn stage_counters(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<StageCounters>> {
-    if let Some(chunked) = operators(plan, |shuffle: &ChunkShuffleExec| {
-        vec![
-            Arc::clone(shuffle.counters()),
-            Arc::clone(shuffle.read_counters()),
-        ]
-    })
-    .into_iter()
-    .next()
-    {
-        return chunked;
-    }
-    let assign = operators(plan, |a: &AssignBucketExec| Arc::clone(a.counters()));
-    let generator = operators(plan, |g: &SegmentGeneratorExec| Arc::clone(g.counters()));
-    assign
-        .into_iter()
-        .take(1)
-        .chain(generator.into_iter().take(1))
-        .collect()
 }
 
 /// The hash form of the shuffle needs its buckets before it runs: runs the key

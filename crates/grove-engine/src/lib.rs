@@ -32,6 +32,7 @@ mod route;
 mod serve;
 mod shuffle_exec;
 mod sort;
+pub mod stage_layout;
 mod stats_exec;
 mod system;
 mod task;

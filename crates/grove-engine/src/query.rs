@@ -12,6 +12,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
 
 use crate::ingest::{collect_scans, with_segment_scans};
+use crate::stage_layout::StageLayout;
 use crate::task::{TaskControl, TaskPhase};
 
 /// Rows of a SELECT task.
@@ -54,6 +55,10 @@ pub(crate) async fn stream_query(
     let physical = state.create_physical_plan(plan).await?;
     control.progress.set_scans(collect_scans(&physical));
     control.progress.set_tables(tables.scans());
+    control.progress.set_layout(StageLayout::of(
+        &physical,
+        crate::report::stage_inputs(plan).len(),
+    ));
     control.progress.set_phase(TaskPhase::Reading);
     execute_stream(physical, state.task_ctx())
 }
@@ -68,6 +73,10 @@ pub(crate) async fn collect_query(
     let physical = state.create_physical_plan(plan).await?;
     control.progress.set_scans(collect_scans(&physical));
     control.progress.set_tables(tables.scans());
+    control.progress.set_layout(StageLayout::of(
+        &physical,
+        crate::report::stage_inputs(plan).len(),
+    ));
     let schema = physical.schema();
     control.progress.set_phase(TaskPhase::Reading);
     let mut stream = execute_stream(Arc::clone(&physical), state.task_ctx())?;
@@ -95,6 +104,10 @@ pub(crate) async fn collect_query(
         .progress
         .rows_out
         .store(kept as u64, Ordering::Relaxed);
+    drop(stream);
+    if let Some(layout) = control.progress.layout() {
+        layout.freeze();
+    }
     Ok(QueryResults {
         schema,
         batches,

@@ -8,6 +8,7 @@ use grove_input::ScanCounters;
 use grove_store::SegmentScan;
 
 use crate::counters::StageCounters;
+use crate::stage_layout::StageLayout;
 use tokio_util::sync::CancellationToken;
 
 /// The phase a statement is in.
@@ -70,8 +71,8 @@ pub struct TaskProgress {
     scans: Mutex<Vec<Arc<ScanCounters>>>,
     /// Every datasource scan planned (segment files read, visible segments).
     tables: Mutex<Vec<Arc<SegmentScan>>>,
-    /// Per-stage, per-worker counters, once the stages start.
-    stages: Mutex<Vec<Arc<StageCounters>>>,
+    /// The stages of the plan that runs, once planned.
+    layout: Mutex<Option<Arc<StageLayout>>>,
 }
 
 impl TaskProgress {
@@ -116,16 +117,30 @@ impl TaskProgress {
         self.tables.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Records the stages' counters (stage number = index).
-    pub fn set_stages(&self, stages: Vec<Arc<StageCounters>>) {
-        if let Ok(mut s) = self.stages.lock() {
-            *s = stages;
+    /// Records the stages of the plan that runs.
+    pub fn set_layout(&self, layout: StageLayout) {
+        if let Ok(mut l) = self.layout.lock() {
+            *l = Some(Arc::new(layout));
         }
     }
 
-    /// The stages' counters (empty before the stages start).
-    pub fn stages(&self) -> Vec<Arc<StageCounters>> {
-        self.stages.lock().map(|s| s.clone()).unwrap_or_default()
+    /// The stages of the plan that runs (`None` before it is planned).
+    pub fn layout(&self) -> Option<Arc<StageLayout>> {
+        self.layout.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// An ingest's two counted steps: the cluster shuffle's routing (the rows the stage
+    /// below the shuffle produced) and the segment generator's (what the last stage read,
+    /// sorted and wrote). Empty before the plan exists or for a SELECT.
+    pub fn ingest_counters(&self) -> Vec<Arc<StageCounters>> {
+        let Some(layout) = self.layout() else {
+            return Vec::new();
+        };
+        let routed = layout
+            .cluster_stage()
+            .and_then(|s| layout.stages[s].counters.clone());
+        let written = layout.stages.last().and_then(|s| s.counters.clone());
+        routed.into_iter().chain(written).collect()
     }
 }
 

@@ -80,7 +80,7 @@ impl StageView {
         let sum = |f: fn(&grove_input::PartitionCounters) -> &AtomicU64| -> u64 {
             scans.iter().map(|s| s.total(f)).sum()
         };
-        let stages = progress.stages();
+        let stages = progress.ingest_counters();
         let (write_done, write_total, segments) = match stages.get(1) {
             Some(s) => (
                 s.total(|w| &w.segments.rows_processed),

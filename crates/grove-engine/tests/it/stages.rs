@@ -192,7 +192,7 @@ async fn spilled_chunks_that_fit_are_sorted_in_memory() {
         grove.run_ingest(&prepared, &control).await.unwrap();
         let p = &control.progress;
         let spilled = p.rows_spilled.load(Relaxed);
-        let stages = p.stages();
+        let stages = p.ingest_counters();
         let merges = stages[1].total(|w| &w.sort.level1_total);
         assert!(spilled > 0, "budget {budget}: nothing spilled");
         assert_eq!(merges > 0, merged, "budget {budget}: {merges} merges");
@@ -318,7 +318,7 @@ async fn counters_agree_with_the_segments() {
     );
 
     // Per-stage, per-worker counters: rows in equal rows out at every step.
-    let stages = p.stages();
+    let stages = p.ingest_counters();
     assert_eq!(stages.len(), 2);
     let (stage0, stage1) = (&stages[0], &stages[1]);
     assert_eq!(stage0.worker_count(), 2);
@@ -407,7 +407,7 @@ async fn batches_mostly_in_one_chunk_are_kept_not_copied() {
             (0..rows as i64).sum::<i64>(),
             "budget {budget:?}"
         );
-        let stages = control.progress.stages();
+        let stages = control.progress.ingest_counters();
         assert_eq!(
             stages[1].total(|w| &w.input.bytes),
             stages[0].total(|w| &w.output.bytes),
@@ -521,7 +521,7 @@ PARTITIONED BY ALL CLUSTERED BY page"#,
             (0..rows as i64).sum::<i64>()
         );
         // Both workers of the segment stage sorted and wrote rows.
-        let stages = control.progress.stages();
+        let stages = control.progress.ingest_counters();
         for (w, worker) in stages[1].workers().iter().enumerate() {
             assert!(
                 worker.input.rows.load(Relaxed) > 0,

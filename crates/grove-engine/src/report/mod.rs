@@ -2,29 +2,30 @@
 //! the `multiStageQuery` report (status, stages, counters, results), drawn from the plan
 //! and the live [`TaskProgress`].
 //!
-//! Grove runs an ingest as two stages in Druid's sense: stage 0 reads the inputs,
-//! evaluates the SELECT and sorts by the cluster key (`scan`, shuffle `targetSize` on the
-//! clusterBy columns); stage 1 writes segments (`segmentGenerator`). A SELECT is one
-//! stage whose output is the results.
+//! The stages are those of the physical plan that runs ([`crate::stage_layout`]): an
+//! ingest reads, evaluates the SELECT and routes rows by time chunk and cluster key
+//! (Druid's `targetSize` shuffle), then sorts and writes segments (`segmentGenerator`);
+//! a GROUP BY over several partitions adds its partial aggregation stage before a `hash`
+//! shuffle (`groupByPreShuffle`, then `groupByPostShuffle`). `stages` renders them.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use arrow::array::RecordBatch;
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::LogicalPlan;
 use grove_common::time::format_millis;
-use grove_common::types::{TIME_COLUMN, sql_type_name};
+use grove_common::types::sql_type_name;
 use grove_common::{Interval, MsqFault};
-use grove_input::{ExternTable, PartitionCounters};
+use grove_input::ExternTable;
 use grove_sql::IngestKind;
 use grove_store::DatasourceTable;
 use serde_json::{Map, Value, json};
 
 use crate::context::{PreparedKind, PreparedStatement};
-use crate::counters::channel_json;
 use crate::query::QueryResults;
 use crate::task::{TaskPhase, TaskProgress};
+
+mod stages;
 
 /// The datasource Druid reports for SELECT tasks.
 pub const QUERY_SELECT_DATASOURCE: &str = "__query_select";
@@ -139,7 +140,7 @@ impl PreparedStatement {
 }
 
 /// Druid stage inputs for the tables a plan reads.
-fn stage_inputs(plan: &LogicalPlan) -> Vec<Value> {
+pub(crate) fn stage_inputs(plan: &LogicalPlan) -> Vec<Value> {
     let mut out = Vec::new();
     let _ = plan.apply(|node| {
         if let LogicalPlan::TableScan(scan) = node
@@ -381,267 +382,6 @@ impl TaskDescription {
             .iter()
             .map(|c| json!({"name": c.0, "type": c.1}))
             .collect()
-    }
-
-    fn stages(&self, progress: &TaskProgress, end: &TaskEnd, now: i64) -> Value {
-        let phase = progress.phase();
-        let read_start = progress.reading_started_ms.load(Ordering::Relaxed);
-        let write_start = progress.writing_started_ms.load(Ordering::Relaxed);
-        let finished = progress.finished_ms.load(Ordering::Relaxed);
-        let failed = matches!(end, TaskEnd::Failed(_));
-        let workers = progress.workers.load(Ordering::Relaxed).max(1);
-        let stage_phase = |reached: bool, done: bool| -> Option<&'static str> {
-            if !reached {
-                return None;
-            }
-            Some(if done && !failed {
-                "FINISHED"
-            } else if failed {
-                "FAILED"
-            } else if phase == TaskPhase::MergingStatistics {
-                "MERGING_STATISTICS"
-            } else {
-                "READING_INPUT"
-            })
-        };
-        let stage = |number: usize,
-                     definition: Value,
-                     started: i64,
-                     ended: i64,
-                     phase_name: Option<&str>,
-                     sort: bool,
-                     partitions: u64| {
-            let mut s = json!({"stageNumber": number, "definition": definition});
-            if let Some(p) = phase_name {
-                s["phase"] = json!(p);
-                s["workerCount"] = json!(workers);
-            }
-            if partitions > 0 {
-                s["partitionCount"] = json!(partitions);
-            }
-            if sort {
-                s["sort"] = json!(true);
-            }
-            if started > 0 {
-                s["startTime"] = json!(format_millis(started));
-                let until = if ended > 0 { ended } else { now };
-                let d = until - started;
-                if d > 0 {
-                    s["duration"] = json!(d);
-                }
-            }
-            s
-        };
-        let stage0_def = {
-            let mut d = json!({
-                "id": format!("{}_0", self.query_uuid()),
-                "input": self.inputs,
-                "processor": {"type": "scan"},
-                "signature": self.signature(),
-                "maxWorkerCount": workers,
-            });
-            if let Some(i) = &self.ingest {
-                let mut columns: Vec<Value> = Vec::new();
-                columns.push(json!({"columnName": "__bucket", "order": "ASCENDING"}));
-                columns.extend(
-                    i.cluster_by
-                        .iter()
-                        .map(|c| json!({"columnName": c, "order": "ASCENDING"})),
-                );
-                d["shuffleSpec"] = json!({
-                    "type": "targetSize",
-                    "clusterBy": {"columns": columns, "bucketByCount": 1},
-                    "targetSize": i.rows_per_segment,
-                });
-            } else {
-                d["shuffleSpec"] = json!({"type": "mix"});
-            }
-            d
-        };
-        let reading_done = phase >= TaskPhase::Writing;
-        let stage0_end = if write_start > 0 {
-            write_start
-        } else {
-            finished
-        };
-        let mut stages = vec![stage(
-            0,
-            stage0_def,
-            read_start,
-            stage0_end,
-            stage_phase(
-                phase >= TaskPhase::Reading || failed,
-                reading_done || matches!(end, TaskEnd::Success(_)),
-            ),
-            self.ingest.is_some(),
-            if self.ingest.is_some() {
-                // Stage 0's output partitions are the segments stage 1 writes; while it
-                // reads, the time chunks seen so far.
-                match progress.segments.load(Ordering::Relaxed) {
-                    0 => progress.chunks.load(Ordering::Relaxed).max(1),
-                    n => n,
-                }
-            } else {
-                1
-            },
-        )];
-        if let Some(i) = &self.ingest {
-            let stage1_def = json!({
-                "id": format!("{}_1", self.query_uuid()),
-                "input": [{"type": "stage", "stage": 0}],
-                "processor": {
-                    "type": "segmentGenerator",
-                    "dataSchema": {
-                        "dataSource": self.data_source,
-                        "timestampSpec": {"column": TIME_COLUMN, "format": "millis", "missingValue": null},
-                        "dimensionsSpec": {
-                            "dimensions": self.columns.iter().filter(|c| c.0 != TIME_COLUMN).map(|c| {
-                                let t = c.1.to_ascii_lowercase();
-                                if t == "string" {
-                                    json!({"type": "string", "name": c.0, "multiValueHandling": "SORTED_ARRAY", "createBitmapIndex": true})
-                                } else {
-                                    json!({"type": t, "name": c.0})
-                                }
-                            }).collect::<Vec<_>>(),
-                            "dimensionExclusions": [TIME_COLUMN],
-                            "includeAllDimensions": false,
-                        },
-                        "metricsSpec": [],
-                        "granularitySpec": {
-                            "type": "arbitrary",
-                            "queryGranularity": {"type": "none"},
-                            "rollup": false,
-                            "intervals": [Interval::eternity().to_string()],
-                        },
-                        "transformSpec": {"filter": null, "transforms": []},
-                    },
-                    "columnMappings": self.columns.iter().map(|c| json!({"queryColumn": c.0, "outputColumn": c.0})).collect::<Vec<_>>(),
-                    "tuningConfig": {"maxNumWorkers": workers, "maxRowsInMemory": 100000, "rowsPerSegment": i.rows_per_segment},
-                },
-                "signature": [],
-                "maxWorkerCount": workers,
-            });
-            let segments = progress.segments.load(Ordering::Relaxed);
-            stages.push(stage(
-                1,
-                stage1_def,
-                write_start,
-                finished,
-                stage_phase(
-                    phase >= TaskPhase::Writing,
-                    matches!(end, TaskEnd::Success(_)),
-                ),
-                false,
-                segments,
-            ));
-        }
-        Value::Array(stages)
-    }
-
-    fn counters(&self, progress: &TaskProgress) -> Value {
-        let scans = progress.scans();
-        let stages = progress.stages();
-        let workers = stages.first().map_or(1, |s| s.worker_count());
-        let scan_stage = stages.first().map(|s| s.snapshot());
-        // EXTERN scans count under the first external input; each datasource scan
-        // under its table input (on worker 0: `totalFiles` is the datasource's visible
-        // segments, not a per-worker assignment).
-        let extern_input = self
-            .inputs
-            .iter()
-            .position(|i| i["type"] == "external")
-            .unwrap_or(0);
-        let tables = self.table_input_totals(progress);
-        // Stage 0: each worker's inputs (scan partitions p with p % workers == w), then
-        // what the stage counted itself (output), then its parse warnings.
-        let mut stage0 = Map::new();
-        for w in 0..workers {
-            let sum = |f: fn(&PartitionCounters) -> &AtomicU64| -> u64 {
-                scans.iter().map(|s| s.worker_total(workers, w, f)).sum()
-            };
-            let mut inputs: BTreeMap<usize, [u64; 4]> = BTreeMap::new();
-            let external = [
-                sum(|c| &c.rows),
-                sum(|c| &c.bytes),
-                sum(|c| &c.files),
-                sum(|c| &c.total_files),
-            ];
-            if external.iter().any(|v| *v > 0) {
-                inputs.insert(extern_input, external);
-            }
-            if w == 0 {
-                for (index, t) in &tables {
-                    let entry = inputs.entry(*index).or_default();
-                    for (a, b) in entry.iter_mut().zip(t) {
-                        *a += b;
-                    }
-                }
-            }
-            let mut worker = Map::new();
-            for (index, [rows, bytes, files, total_files]) in inputs {
-                worker.insert(
-                    format!("input{index}"),
-                    channel_json(&[
-                        ("rows", rows),
-                        ("bytes", bytes),
-                        ("files", files),
-                        ("totalFiles", total_files),
-                    ]),
-                );
-            }
-            if let Some(Value::Object(own)) = scan_stage.as_ref().and_then(|s| s.get(w.to_string()))
-            {
-                worker.extend(own.clone());
-            } else if stages.is_empty() && w == 0 {
-                // A SELECT: the stage's output is the result rows.
-                let rows = progress.rows_out.load(Ordering::Relaxed);
-                worker.insert("output".into(), channel_json(&[("rows", rows)]));
-            }
-            let warnings = sum(|c| &c.warnings);
-            if warnings > 0 {
-                worker.insert(
-                    "warnings".into(),
-                    json!({"type": "warnings", "CannotParseExternalData": warnings}),
-                );
-            }
-            if !worker.is_empty() || w == 0 {
-                stage0.insert(w.to_string(), Value::Object(worker));
-            }
-        }
-        let mut counters = Map::new();
-        counters.insert("0".into(), Value::Object(stage0));
-        if self.ingest.is_some()
-            && let Some(stage1) = stages.get(1)
-        {
-            counters.insert("1".into(), stage1.snapshot());
-        }
-        Value::Object(counters)
-    }
-
-    /// `[rows, bytes, files, totalFiles]` of the datasource scans by stage input: the
-    /// k-th scan of a datasource counts under the k-th table input naming it.
-    fn table_input_totals(&self, progress: &TaskProgress) -> BTreeMap<usize, [u64; 4]> {
-        let mut out: BTreeMap<usize, [u64; 4]> = BTreeMap::new();
-        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-        for scan in progress.tables() {
-            let name = scan.data_source();
-            let k = seen.entry(name.to_string()).or_insert(0);
-            let named: Vec<usize> = self
-                .inputs
-                .iter()
-                .enumerate()
-                .filter(|(_, i)| i["type"] == "table" && i["dataSource"] == name)
-                .map(|(n, _)| n)
-                .collect();
-            let index = named.get(*k).or(named.last()).copied().unwrap_or(0);
-            *k += 1;
-            let entry = out.entry(index).or_default();
-            entry[0] += scan.rows();
-            entry[1] += scan.bytes();
-            entry[2] += scan.files();
-            entry[3] += scan.total_files();
-        }
-        out
     }
 
     fn results_json(&self, results: &QueryResults) -> Value {
