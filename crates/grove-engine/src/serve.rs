@@ -244,7 +244,6 @@ enum SortedChunk {
         stream: SendableRecordBatchStream,
         counters: Arc<StageCounters>,
         worker: usize,
-        _memory: Option<MemoryReservation>,
         _share: ThreadShareGuard,
     },
 }
@@ -362,6 +361,7 @@ impl ChunkSorter {
         let sort = &self.worker().sort;
         let ChunkBuffer {
             mut batches,
+            rows,
             runs,
             bytes,
             spilled_bytes,
@@ -377,10 +377,24 @@ impl ChunkSorter {
             .register(&self.task_ctx.runtime_env().memory_pool);
         // Rows read back take what they took when spilled (see `read_run`).
         let read_back_bytes = spilled_bytes;
-        if runs.is_empty()
+        // The sort's own memory: ranks and packed keys while it sorts, the order, the
+        // rows' locations and the string columns' row numbers while the sorted chunk is
+        // served.
+        let (sorting, serving) = match batches.first() {
+            Some(first) => self.order.sort_bytes_per_row(&first.batch.schema()),
+            None => self.order.sort_bytes_per_row(&self.schema),
+        };
+        let per_row = sorting + serving;
+        let (sorting, serving) = (rows * sorting, rows * serving);
+        let in_memory = runs.is_empty()
             || (bytes + read_back_bytes <= self.in_memory_limit
-                && make_room(&run.queue, &mut read_back, read_back_bytes)?)
-        {
+                && make_room(&run.queue, &mut read_back, read_back_bytes)?);
+        if in_memory {
+            // The sort's memory is charged when the budget has room for it as it is.
+            // Making room (spilling chunks that fit), or sorting chunks whose sort does
+            // not fit run by run, bounded memory better (S6 at 512MB: 800 MiB) but cost
+            // 10-20% of the time at either budget (bench/README.md, session 14).
+            let charged = read_back.try_grow(sorting + serving).is_ok();
             for (file, largest) in &runs {
                 batches.extend(
                     read_run(&run.spill, file, *largest)
@@ -393,6 +407,9 @@ impl ChunkSorter {
             let slices = self
                 .sort_off_thread(batches, 8 * batch_size, true, dictionaries)
                 .await?;
+            if charged {
+                read_back.shrink(sorting);
+            }
             sort.level0_done.fetch_add(1, Ordering::Relaxed);
             return Ok(SortedChunk::InMemory {
                 bucket,
@@ -411,12 +428,29 @@ impl ChunkSorter {
         // sorted rows written to disk as they are gathered, a batch at a time: sorting
         // holds the piece and one sorted batch, never a sorted copy of the piece (rows
         // come out plain, several times their compact size).
+        //
+        // The budget holds each piece and its sort's memory while it is sorted: the rows
+        // in memory are charged already, their sort once waiting chunks spilled to make
+        // room for it; once they are on disk their charge goes, and each run read back
+        // is charged its share of the spilled bytes and its sort's memory the same way.
+        // When there is no room even then, the piece is sorted anyway. (Without this,
+        // a merging chunk read its runs and sorted them outside the budget: S6 at 512MB
+        // held 0.75 GB live for a 0.5 GB pool.)
         let mut streams: Vec<SendableRecordBatchStream> = Vec::new();
         if !batches.is_empty() {
+            let in_memory_rows: usize = batches.iter().map(Routed::num_rows).sum();
+            make_room(&run.queue, &mut read_back, in_memory_rows * per_row)?;
             streams.extend(self.sort_to_disk(batches, batch_size).await?);
             sort.level0_done.fetch_add(1, Ordering::Relaxed);
         }
+        drop(reservation);
+        let run_bytes = spilled_bytes / runs.len().max(1);
+        let run_rows = (rows as u128 * run_bytes as u128)
+            .checked_div((bytes + spilled_bytes) as u128)
+            .unwrap_or(0) as usize;
         for (file, largest) in &runs {
+            read_back.free();
+            make_room(&run.queue, &mut read_back, run_bytes + run_rows * per_row)?;
             let pieces: Vec<Routed> = read_run(&run.spill, file, *largest)
                 .await?
                 .into_iter()
@@ -425,6 +459,7 @@ impl ChunkSorter {
             streams.extend(self.sort_to_disk(pieces, batch_size).await?);
             sort.level0_done.fetch_add(1, Ordering::Relaxed);
         }
+        read_back.free();
         let metrics = ExecutionPlanMetricsSet::new();
         // The merge holds about one batch per run. It is not charged to the budget: the
         // budget bounds what routing keeps, and a merge must be able to finish whatever
@@ -444,7 +479,6 @@ impl ChunkSorter {
             stream,
             counters: Arc::clone(&self.counters),
             worker: self.worker,
-            _memory: reservation,
             _share: share,
         })
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::SortOptions;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
@@ -24,6 +24,24 @@ pub(crate) struct ChunkOrder {
 }
 
 impl ChunkOrder {
+    /// Bytes per row an in-memory sort of a chunk needs on top of the rows, while it sorts
+    /// (`.0`: each key column's rank and the packed key) and while the sorted chunk is
+    /// served (`.1`: its order and each row's location, and a row number for every plain
+    /// string column of `rows`, whose strings move into the chunk's dictionaries).
+    pub(crate) fn sort_bytes_per_row(&self, rows: &Schema) -> (usize, usize) {
+        let plain_strings = rows
+            .fields()
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                )
+            })
+            .count();
+        (8 * self.columns.len() + 16, 4 + 8 + 4 * plain_strings)
+    }
+
     pub(crate) fn lex(&self, schema: &SchemaRef) -> Result<LexOrdering> {
         let exprs = self.columns.iter().map(|&i| {
             PhysicalSortExpr::new(
@@ -466,6 +484,30 @@ fn is_identity(indices: &UInt32Array) -> bool {
 mod tests {
     use super::*;
     use crate::compact::Compactor;
+    use arrow::datatypes::Field;
+
+    #[test]
+    fn a_sorts_memory_counts_key_ranks_and_plain_string_row_numbers() {
+        let schema = Schema::new(vec![
+            Field::new("__time", DataType::Int64, false),
+            Field::new("page", DataType::Utf8, true),
+            Field::new(
+                "country",
+                DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
+                true,
+            ),
+            Field::new("user", DataType::Utf8View, true),
+        ]);
+        let order = ChunkOrder {
+            columns: vec![1, 0],
+        };
+        // Two key ranks and the packed key while sorting; the order and locations, and
+        // row numbers for the two plain string columns (not the dictionary one) after.
+        assert_eq!(
+            order.sort_bytes_per_row(&schema),
+            (2 * 8 + 16, 4 + 8 + 2 * 4)
+        );
+    }
 
     /// The sorted slices of `pieces` as plain rows, on one thread.
     fn plain_sort(
