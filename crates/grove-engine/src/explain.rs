@@ -26,6 +26,7 @@ use grove_sql::IngestKind;
 use serde_json::{Value, json};
 
 use crate::node::IngestNode;
+use crate::stage_layout::{StageInput, StageLayout, StageShuffle};
 
 /// What an EXPLAIN PLAN FOR explains.
 pub(crate) enum Explained<'a> {
@@ -40,7 +41,8 @@ pub(crate) enum Explained<'a> {
 ///
 /// - `PLAN`: with the context flag `useNativeQueryExplain`, Druid's shape, a JSON array of
 ///   one `{"query", "signature", "columnMappings"}` whose `query` is Grove's plan as JSON
-///   (the logical plan's lines and the physical operators as a tree). Grove runs no native
+///   (the logical plan's lines, the physical operators as a tree, and the stages they
+///   run as, as the task report shows them). Grove runs no native
 ///   Druid queries, so none is shown. Without the flag, the logical and physical plans as
 ///   text.
 /// - `RESOURCES`: `[{"name", "type"}]` of every datasource read or written (`DATASOURCE`),
@@ -69,6 +71,7 @@ pub(crate) async fn druid_rows(
                 "statementType": statement_type(&explained),
                 "logicalPlan": logical_text.lines().collect::<Vec<_>>(),
                 "physicalPlan": operator_json(&physical),
+                "stages": stages_json(&physical, &crate::report::stage_inputs(logical)),
             },
             "signature": signature,
             "columnMappings": mappings,
@@ -132,6 +135,36 @@ fn statement_type(explained: &Explained<'_>) -> &'static str {
         },
         Explained::Query => "SELECT",
     }
+}
+
+/// The stages the physical plan runs as ([`StageLayout`], as the task report shows
+/// them): number, processor, inputs, shuffle and operators.
+fn stages_json(physical: &Arc<dyn ExecutionPlan>, inputs: &[Value]) -> Value {
+    let layout = StageLayout::of(physical, inputs.len());
+    Value::Array(
+        layout
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(number, stage)| {
+                let input: Vec<Value> = stage
+                    .inputs
+                    .iter()
+                    .map(|i| match i {
+                        StageInput::Table(t) => inputs.get(*t).cloned().unwrap_or(Value::Null),
+                        StageInput::Stage(n) => json!({"type": "stage", "stage": n}),
+                    })
+                    .collect();
+                json!({
+                    "stageNumber": number,
+                    "processor": stage.processor.name(),
+                    "input": input,
+                    "shuffle": stage.shuffle.as_ref().map(StageShuffle::kind),
+                    "operators": stage.operators,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// A physical operator and its inputs as JSON.

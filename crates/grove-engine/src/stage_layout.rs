@@ -88,6 +88,18 @@ pub enum StageShuffle {
     Mix,
 }
 
+impl StageShuffle {
+    /// Druid's name for the shuffle (`shuffleSpec.type`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Cluster => "targetSize",
+            Self::Hash { .. } => "hash",
+            Self::Sort { .. } => "maxCount",
+            Self::Mix => "mix",
+        }
+    }
+}
+
 /// Where a stage's rows come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StageInput {

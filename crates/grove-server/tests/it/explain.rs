@@ -54,6 +54,20 @@ async fn the_consoles_explain_of_a_replace_answers_inline() {
     let physical = &plan[0]["query"]["physicalPlan"];
     assert_eq!(physical["operator"], "SegmentGeneratorExec");
     assert_eq!(physical["inputs"][0]["operator"], "ChunkShuffleExec");
+    // The stages the plan runs as, as the task report will show them.
+    let stages = &plan[0]["query"]["stages"];
+    assert_eq!(stages[0]["processor"], "scan");
+    assert_eq!(stages[0]["shuffle"], "targetSize");
+    assert_eq!(stages[0]["input"][0]["type"], "external");
+    assert_eq!(stages[1]["processor"], "segmentGenerator");
+    assert_eq!(stages[1]["input"], json!([{"type": "stage", "stage": 0}]));
+    assert_eq!(stages[1]["shuffle"], Value::Null);
+    assert!(
+        stages[1]["operators"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("SegmentGeneratorExec")
+    );
     let logical = plan[0]["query"]["logicalPlan"][0].as_str().unwrap();
     assert!(
         logical.starts_with("GroveIngest: REPLACE INTO wiki OVERWRITE ALL"),
