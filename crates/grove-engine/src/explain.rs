@@ -26,7 +26,7 @@ use grove_sql::IngestKind;
 use serde_json::{Value, json};
 
 use crate::node::IngestNode;
-use crate::stage_layout::{StageInput, StageLayout, StageShuffle};
+use crate::stage_layout::{StageLayout, StageShuffle};
 
 /// What an EXPLAIN PLAN FOR explains.
 pub(crate) enum Explained<'a> {
@@ -42,9 +42,8 @@ pub(crate) enum Explained<'a> {
 /// - `PLAN`: with the context flag `useNativeQueryExplain`, Druid's shape, a JSON array of
 ///   one `{"query", "signature", "columnMappings"}` whose `query` is Grove's plan as JSON
 ///   (the logical plan's lines, the physical operators as a tree, and the stages they
-///   run as, as the task report shows them). Grove runs no native
-///   Druid queries, so none is shown. Without the flag, the logical and physical plans as
-///   text.
+///   run as, as the task report shows them). Grove runs no native Druid queries, so none
+///   is shown. Without the flag, the logical and physical plans as text.
 /// - `RESOURCES`: `[{"name", "type"}]` of every datasource read or written (`DATASOURCE`),
 ///   `EXTERNAL` for external input, `SYSTEM_TABLE` for `sys` and `INFORMATION_SCHEMA`.
 /// - `ATTRIBUTES`: `statementType`, and for ingests `targetDataSource`, `partitionedBy`,
@@ -147,18 +146,10 @@ fn stages_json(physical: &Arc<dyn ExecutionPlan>, inputs: &[Value]) -> Value {
             .iter()
             .enumerate()
             .map(|(number, stage)| {
-                let input: Vec<Value> = stage
-                    .inputs
-                    .iter()
-                    .map(|i| match i {
-                        StageInput::Table(t) => inputs.get(*t).cloned().unwrap_or(Value::Null),
-                        StageInput::Stage(n) => json!({"type": "stage", "stage": n}),
-                    })
-                    .collect();
                 json!({
                     "stageNumber": number,
                     "processor": stage.processor.name(),
-                    "input": input,
+                    "input": stage.input_json(inputs),
                     "shuffle": stage.shuffle.as_ref().map(StageShuffle::kind),
                     "operators": stage.operators,
                 })

@@ -148,6 +148,21 @@ type Exchange = (
 );
 
 impl PlannedStage {
+    /// Druid's `input` of the stage: each table input's JSON, from the statement's
+    /// `tables` (inline when missing), and `{"type": "stage", "stage": n}` for each stage
+    /// it reads.
+    pub fn input_json(&self, tables: &[serde_json::Value]) -> Vec<serde_json::Value> {
+        self.inputs
+            .iter()
+            .map(|i| match i {
+                StageInput::Table(t) => tables.get(*t).cloned().unwrap_or_else(
+                    || serde_json::json!({"type": "inline", "dataSource": {"type": "inline"}}),
+                ),
+                StageInput::Stage(n) => serde_json::json!({"type": "stage", "stage": n}),
+            })
+            .collect()
+    }
+
     /// Output rows so far, per partition of its top operator (DataFusion's `output_rows`
     /// metric); empty when the operator reports none.
     pub fn output_rows(&self) -> PartitionRows {

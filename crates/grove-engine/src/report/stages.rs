@@ -147,17 +147,7 @@ impl TaskDescription {
     }
 
     fn definition(&self, number: usize, stage: &PlannedStage, last: bool, workers: usize) -> Value {
-        let input: Vec<Value> =
-            stage
-                .inputs
-                .iter()
-                .map(|i| match i {
-                    StageInput::Table(t) => self.inputs.get(*t).cloned().unwrap_or_else(
-                        || json!({"type": "inline", "dataSource": {"type": "inline"}}),
-                    ),
-                    StageInput::Stage(n) => json!({"type": "stage", "stage": n}),
-                })
-                .collect();
+        let input = stage.input_json(&self.inputs);
         let mut processor = match (stage.processor, &self.ingest) {
             (Processor::SegmentGenerator, Some(ingest)) => {
                 self.generator_processor(ingest.rows_per_segment, workers)
