@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::{TaskDescription, TaskEnd};
 use crate::counters::channel_json;
-use crate::stage_layout::{PlannedStage, Processor, StageInput, StageShuffle};
+use crate::stage_layout::{PartitionRows, PlannedStage, Processor, StageInput, StageShuffle};
 use crate::task::{TaskPhase, TaskProgress};
 
 /// Where the statement is, as far as one stage is concerned.
@@ -266,12 +266,18 @@ impl TaskDescription {
         let last = layout.stages.len().saturating_sub(1);
         for (number, stage) in layout.stages.iter().enumerate() {
             let stage_workers = stage_workers(stage, workers);
-            // A SELECT's last stage outputs the result rows.
-            let results = (number == last && self.ingest.is_none())
-                .then(|| progress.rows_out.load(Ordering::Relaxed));
+            // What the stage produced, read once for all its workers: its own counters, a
+            // SELECT's result rows (its last stage), or its top operator's output rows.
+            let output = match &stage.counters {
+                Some(counters) => StageOutput::Own(counters.snapshot()),
+                None if number == last && self.ingest.is_none() => {
+                    StageOutput::Results(progress.rows_out.load(Ordering::Relaxed))
+                }
+                None => StageOutput::Rows(stage.output_rows()),
+            };
             let mut entries = Map::new();
             for w in 0..stage_workers {
-                let worker = self.worker_counters(stage, &tables, stage_workers, w, results);
+                let worker = self.worker_counters(stage, &tables, stage_workers, w, &output);
                 if !worker.is_empty() || w == 0 {
                     entries.insert(w.to_string(), Value::Object(worker));
                 }
@@ -292,7 +298,7 @@ impl TaskDescription {
         tables: &BTreeMap<usize, [u64; 4]>,
         workers: usize,
         w: usize,
-        results: Option<u64>,
+        output: &StageOutput,
     ) -> Map<String, Value> {
         let sum = |f: fn(&PartitionCounters) -> &AtomicU64| -> u64 {
             stage
@@ -340,23 +346,26 @@ impl TaskDescription {
                 ]),
             );
         }
-        if let Some(counters) = &stage.counters {
-            if let Some(Value::Object(own)) = counters.snapshot().get(w.to_string()) {
-                worker.extend(own.clone());
+        match output {
+            StageOutput::Own(own) => {
+                if let Some(Value::Object(own)) = own.get(w.to_string()) {
+                    worker.extend(own.clone());
+                }
             }
-        } else if let Some(rows) = results {
-            if w == 0 {
-                worker.insert("output".into(), channel_json(&[("rows", rows)]));
+            StageOutput::Results(rows) => {
+                if w == 0 {
+                    worker.insert("output".into(), channel_json(&[("rows", *rows)]));
+                }
             }
-        } else {
-            let rows: u64 = stage
-                .output_rows()
-                .into_iter()
-                .filter(|(p, _)| p % workers == w)
-                .map(|(_, rows)| rows)
-                .sum();
-            if rows > 0 {
-                worker.insert("output".into(), channel_json(&[("rows", rows)]));
+            StageOutput::Rows(partitions) => {
+                let rows: u64 = partitions
+                    .iter()
+                    .filter(|(p, _)| p % workers == w)
+                    .map(|(_, rows)| rows)
+                    .sum();
+                if rows > 0 {
+                    worker.insert("output".into(), channel_json(&[("rows", rows)]));
+                }
             }
         }
         let warnings = sum(|c| &c.warnings);
@@ -394,6 +403,16 @@ impl TaskDescription {
         }
         out
     }
+}
+
+/// What a stage produced, as its workers' counters show it.
+enum StageOutput {
+    /// Its own counters' snapshot, by worker.
+    Own(Value),
+    /// A SELECT's result rows (on worker 0).
+    Results(u64),
+    /// Its top operator's output rows, by partition.
+    Rows(PartitionRows),
 }
 
 /// Workers on a stage: those its own counters keep, or as many of the statement's as it
