@@ -45,6 +45,8 @@ pub mod keys {
     pub const SQL_QUERY_ID: &str = "sqlQueryId";
     /// Time zone for SQL literals and time functions.
     pub const SQL_TIME_ZONE: &str = "sqlTimeZone";
+    /// Milliseconds a query may run, from its submission (0: no limit).
+    pub const TIMEOUT: &str = "timeout";
     /// Finalize aggregations in ingested rows.
     pub const FINALIZE_AGGREGATIONS: &str = "finalizeAggregations";
     /// How SQL arrays are stored: `array`, `mvd` or `none`.
@@ -151,7 +153,22 @@ impl QueryContext {
         self.shuffle_form()?;
         self.sql_time_zone()?;
         self.sql_query_id()?;
+        self.timeout()?;
         Ok(())
+    }
+
+    /// Druid's generic `timeout` (milliseconds from submission): past it the query is
+    /// canceled (`Canceled`, reason `QUERY_TIMEOUT`). `None` when absent or 0 (Druid's
+    /// "no timeout"); negative is an error.
+    pub fn timeout(&self) -> Result<Option<std::time::Duration>, String> {
+        match self.get_i64(keys::TIMEOUT)? {
+            None | Some(0) => Ok(None),
+            Some(ms) if ms < 0 => Err(format!(
+                "{} must be a non-negative number of milliseconds, got [{ms}]",
+                keys::TIMEOUT
+            )),
+            Some(ms) => Ok(Some(std::time::Duration::from_millis(ms as u64))),
+        }
     }
 
     /// `rowsPerSegment` (default 3,000,000; must be positive).
@@ -257,9 +274,17 @@ impl QueryContext {
         }
     }
 
-    /// `sqlQueryId`, if given.
+    /// `sqlQueryId`, if given (an empty one is not), checked with Druid's rules for ids
+    /// ([`crate::ids::validate_id`]): it names the task, its files and its results.
     pub fn sql_query_id(&self) -> Result<Option<String>, String> {
-        self.get_str(keys::SQL_QUERY_ID)
+        match self.get_str(keys::SQL_QUERY_ID)? {
+            Some(id) if id.is_empty() => Ok(None),
+            Some(id) => {
+                crate::ids::validate_id(keys::SQL_QUERY_ID, &id)?;
+                Ok(Some(id))
+            }
+            None => Ok(None),
+        }
     }
 
     /// A string value.

@@ -5,6 +5,7 @@
 
 pub mod context;
 pub mod fault;
+pub mod ids;
 pub mod time;
 pub mod types;
 

@@ -288,6 +288,14 @@ impl GroveContext {
             options.catalog.default_catalog = DRUID_SCHEMA.into();
             options.catalog.default_schema = DRUID_SCHEMA.into();
             options.extensions.insert(MsqOptions::default());
+            // Whatever the session allows, its own files are never input.
+            let policy = state
+                .config()
+                .get_extension::<InputPolicy>()
+                .map(|p| p.as_ref().clone())
+                .unwrap_or_default();
+            let policy = protect_own_files(policy, &data_dir, &deep);
+            state.config_mut().set_extension(Arc::new(policy));
         }
         Ok(Self {
             ctx,
@@ -319,8 +327,10 @@ impl GroveContext {
     }
 
     /// Restricts what input sources may read (local directories, HTTP protocols). Without
-    /// one, any local path may be read; `grove serve` always sets one.
+    /// one, any local path may be read; `grove serve` always sets one. Either way the data
+    /// directory and deep storage are never input.
     pub fn set_input_policy(&self, policy: InputPolicy) {
+        let policy = protect_own_files(policy, &self.data_dir, &self.deep);
         let state = self.ctx.state_ref();
         state.write().config_mut().set_extension(Arc::new(policy));
     }
@@ -405,8 +415,15 @@ impl GroveContext {
             }
             DruidStatement::Ingest(stmt) => {
                 let context = self.effective_context(context)?;
+                // `timeout` runs from here (`SET timeout = 60000;` in `grove sql`).
+                let deadline = context
+                    .timeout()
+                    .map_err(DataFusionError::Plan)?
+                    .map(|t| tokio::time::Instant::now() + t);
                 let prepared = self.prepare_ingest(sql, *stmt, context).await?;
-                let summary = self.run_ingest(&prepared, control).await?;
+                let summary = control
+                    .run_until(deadline, self.run_ingest(&prepared, control))
+                    .await?;
                 Ok(StatementOutcome::Ingest(summary))
             }
             DruidStatement::Explain(explain) => {
@@ -677,7 +694,7 @@ impl GroveContext {
     ) -> Result<QueryResults> {
         let stream = self.stream_query(prepared, control).await?;
         let result = crate::result_pages::store_query(
-            self.deep.store(),
+            self.deep.results_store(),
             stream,
             control,
             &prepared.task_id,
@@ -739,6 +756,12 @@ async fn plan_checked_ingest(state: &SessionState, stmt: &IngestStatement) -> Re
     let plan = plan_ingest(state, stmt).await?;
     check_input_policy(state, &plan.input)?;
     Ok(plan)
+}
+
+/// `policy`, with Grove's own files closed to input: the data directory (metadata store,
+/// spill files) and local deep storage (segments, stored results).
+fn protect_own_files(policy: InputPolicy, data_dir: &Path, deep: &DeepStorage) -> InputPolicy {
+    policy.protecting(data_dir).protecting(deep.local_root())
 }
 
 /// Refuses, at planning time, any external input the session's [`InputPolicy`] forbids.

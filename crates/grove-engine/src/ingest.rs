@@ -10,7 +10,7 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::{SessionState, TaskContext};
 use datafusion::physical_plan::ExecutionPlan;
 use futures::StreamExt;
-use grove_common::fault::{CancelReason, MAX_PARTITIONS};
+use grove_common::fault::MAX_PARTITIONS;
 use grove_common::{MsqFault, QueryContext};
 use grove_input::{ExternScanExec, ScanCounters};
 use grove_sql::{IngestKind, IngestPlan};
@@ -132,13 +132,7 @@ pub(crate) async fn execute_ingest(
         .await);
     }
     if control.cancel.is_cancelled() {
-        return Err(cleanup_and(
-            MsqFault::Canceled {
-                reason: CancelReason::TaskShutdown,
-            }
-            .into(),
-        )
-        .await);
+        return Err(cleanup_and(control.canceled().into()).await);
     }
     let mode = match (&plan.kind, &plan.replace_intervals) {
         (IngestKind::Replace, Some(intervals)) => PublishMode::Replace {
@@ -268,10 +262,7 @@ pub(crate) async fn with_key_statistics(
     let mut batches = Vec::new();
     loop {
         let next = tokio::select! {
-            _ = control.cancel.cancelled() => return Err(MsqFault::Canceled {
-                reason: CancelReason::TaskShutdown,
-            }
-            .into()),
+            _ = control.cancel.cancelled() => return Err(control.canceled().into()),
             next = parts.join_next() => next,
         };
         match next {
@@ -327,10 +318,7 @@ async fn run_plan(
     let mut written: Vec<NewSegment> = Vec::new();
     let outcome = loop {
         let next = tokio::select! {
-            _ = control.cancel.cancelled() => break Err(MsqFault::Canceled {
-                reason: CancelReason::TaskShutdown,
-            }
-            .into()),
+            _ = control.cancel.cancelled() => break Err(control.canceled().into()),
             next = writers.join_next() => next,
         };
         match next {

@@ -147,16 +147,62 @@ impl TaskProgress {
 /// Handle given to a running statement: cancel it, watch its progress.
 #[derive(Debug, Clone, Default)]
 pub struct TaskControl {
-    /// Cancelled by shutdown.
+    /// Cancelled by shutdown, or when the statement's `timeout` passes.
     pub cancel: CancellationToken,
     /// Live progress.
     pub progress: Arc<TaskProgress>,
+    /// The cancel came from the `timeout` ([`TaskControl::time_out`]).
+    timed_out: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TaskControl {
     /// A fresh handle.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Cancels the statement because its `timeout` passed: it ends with `Canceled`,
+    /// reason `QUERY_TIMEOUT`.
+    pub fn time_out(&self) {
+        self.timed_out
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cancel.cancel();
+    }
+
+    /// Whether [`TaskControl::time_out`] canceled the statement.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The `Canceled` fault of a canceled statement: `QUERY_TIMEOUT` after its timeout,
+    /// `TASK_SHUTDOWN` otherwise.
+    pub fn canceled(&self) -> grove_common::MsqFault {
+        grove_common::MsqFault::Canceled {
+            reason: if self.timed_out() {
+                grove_common::fault::CancelReason::QueryTimeout
+            } else {
+                grove_common::fault::CancelReason::TaskShutdown
+            },
+        }
+    }
+
+    /// Runs `work`, timing the statement out (see [`TaskControl::time_out`]) once
+    /// `deadline` passes, if there is one; `work` still runs to its end (the cancel makes
+    /// it stop and clean up), so nothing is left half done.
+    pub async fn run_until<T>(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let Some(deadline) = deadline else {
+            return work.await;
+        };
+        tokio::pin!(work);
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tokio::time::sleep_until(deadline) => self.time_out(),
+        }
+        work.await
     }
 
     /// The next batch of `stream`, or the `Canceled` fault if the task is canceled first.
@@ -167,12 +213,7 @@ impl TaskControl {
     ) -> datafusion::common::Result<Option<arrow::array::RecordBatch>> {
         use futures::StreamExt;
         let next = tokio::select! {
-            _ = self.cancel.cancelled() => {
-                return Err(grove_common::MsqFault::Canceled {
-                    reason: grove_common::fault::CancelReason::TaskShutdown,
-                }
-                .into());
-            }
+            _ = self.cancel.cancelled() => return Err(self.canceled().into()),
             next = stream.next() => next,
         };
         let batch = next.transpose()?;

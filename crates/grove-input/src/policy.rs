@@ -2,8 +2,11 @@
 //!
 //! `grove serve` installs a restrictive policy (local files only under allowed directories,
 //! HTTP only over allowed protocols); `grove sql` and embedded use default to
-//! [`InputPolicy::default`], which allows any local path. Sources are checked when they are
-//! planned and again when they are listed, before any byte is read.
+//! [`InputPolicy::default`], which allows any local path. Whatever the policy, a Grove
+//! context's own data directory (metadata store, segments, spill files, stored results)
+//! is never input: [`InputPolicy::protecting`] adds it, and no allowed directory opens it
+//! again. Sources are checked when they are planned and again when they are listed, before
+//! any byte is read.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -16,6 +19,9 @@ pub struct InputPolicy {
     local_dirs: Option<Vec<PathBuf>>,
     /// URI schemes `http` sources may use (lower case).
     http_protocols: Vec<String>,
+    /// Directories no source may read under, whatever `local_dirs` says (canonical
+    /// paths): the server's own files.
+    protected_dirs: Vec<PathBuf>,
 }
 
 impl Default for InputPolicy {
@@ -23,6 +29,7 @@ impl Default for InputPolicy {
         Self {
             local_dirs: None,
             http_protocols: vec!["http".into(), "https".into()],
+            protected_dirs: Vec::new(),
         }
     }
 }
@@ -50,7 +57,30 @@ impl InputPolicy {
         Ok(Self {
             local_dirs: Some(local_dirs),
             http_protocols,
+            protected_dirs: Vec::new(),
         })
+    }
+
+    /// This policy, with nothing under `dir` readable (a data directory: its metadata
+    /// store, segments, spill files and results), whichever directories it allows.
+    pub fn protecting(mut self, dir: &Path) -> Self {
+        let dir = resolve(dir);
+        if !self.protected_dirs.contains(&dir) {
+            self.protected_dirs.push(dir);
+        }
+        self
+    }
+
+    /// The directories no source may read under.
+    pub fn protected_dirs(&self) -> &[PathBuf] {
+        &self.protected_dirs
+    }
+
+    /// Whether `path` (links and `..` resolved) is under a protected directory. A
+    /// directory listing skips such files; naming one is refused.
+    pub fn is_protected(&self, path: &Path) -> bool {
+        let resolved = resolve(path);
+        self.protected_dirs.iter().any(|d| resolved.starts_with(d))
     }
 
     /// The allowed local directories (`None`: any).
@@ -66,10 +96,17 @@ impl InputPolicy {
     /// Refuses a local path outside the allowed directories (after resolving links and
     /// `..`).
     pub fn check_local(&self, path: &Path) -> Result<()> {
+        let resolved = resolve(path);
+        if self.protected_dirs.iter().any(|d| resolved.starts_with(d)) {
+            return Err(DataFusionError::Plan(format!(
+                "Reading local path [{}] is not allowed: it is inside this server's data \
+                 directory, whose files are never input",
+                path.display()
+            )));
+        }
         let Some(dirs) = &self.local_dirs else {
             return Ok(());
         };
-        let resolved = resolve(path);
         if dirs.iter().any(|d| resolved.starts_with(d)) {
             return Ok(());
         }
@@ -98,8 +135,8 @@ impl InputPolicy {
     }
 }
 
-/// The canonical form of `path`: links resolved where the path exists, `..` removed
-/// lexically for the part that does not.
+/// The canonical form of `path`: walked a component at a time, each prefix that exists
+/// resolved (links included), `..` taken lexically where the prefix does not exist.
 fn resolve(path: &Path) -> PathBuf {
     if let Ok(p) = path.canonicalize() {
         return p;
@@ -109,29 +146,18 @@ fn resolve(path: &Path) -> PathBuf {
     } else {
         std::env::current_dir().unwrap_or_default().join(path)
     };
-    // Canonicalize the longest existing ancestor, then append the rest lexically.
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    while let Some(parent) = existing.parent() {
-        if let Some(name) = existing.file_name() {
-            rest.push(name.to_os_string());
-        }
-        existing = parent;
-        if existing.exists() {
-            break;
-        }
-    }
-    let mut out = existing
-        .canonicalize()
-        .unwrap_or_else(|_| existing.to_path_buf());
-    for part in rest.iter().rev() {
-        for c in Path::new(part).components() {
-            match c {
-                Component::ParentDir => {
-                    out.pop();
+    let mut out = PathBuf::new();
+    for c in absolute.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => {
+                out.push(other);
+                if let Ok(real) = out.canonicalize() {
+                    out = real;
                 }
-                Component::Normal(n) => out.push(n),
-                _ => {}
             }
         }
     }
@@ -158,6 +184,12 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("is not allowed"), "{e}");
         assert!(policy.check_local(&allowed.join("../../etc")).is_err());
+        // `..` after a folder that does not exist still climbs (it was dropped once).
+        assert!(
+            policy
+                .check_local(&allowed.join("nope/../../other/secret.json"))
+                .is_err()
+        );
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(&other, allowed.join("link")).unwrap();
@@ -171,6 +203,48 @@ mod tests {
             .check_local(Path::new("/etc/passwd"))
             .unwrap();
         assert!(InputPolicy::restricted(&[root.path().join("missing")], &[]).is_err());
+    }
+
+    /// A data directory stays closed under any policy: named, reached through `..` or a
+    /// link, or inside an allowed directory.
+    #[test]
+    fn a_protected_directory_is_never_input() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("var");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("metadata.db"), "x").unwrap();
+        std::fs::write(root.path().join("input.json"), "{}").unwrap();
+        for (i, policy) in [
+            InputPolicy::default(),
+            InputPolicy::restricted(&[root.path().to_path_buf()], &[]).unwrap(),
+            InputPolicy::restricted(std::slice::from_ref(&data), &[]).unwrap(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let policy = policy.protecting(&data);
+            let e = policy.check_local(&data.join("metadata.db")).unwrap_err();
+            assert!(e.to_string().contains("data directory"), "{e}");
+            assert!(policy.check_local(&data).is_err());
+            assert!(
+                policy
+                    .check_local(&root.path().join("x/../var/metadata.db"))
+                    .is_err()
+            );
+            assert!(policy.check_local(&data.join("not/yet/there")).is_err());
+            assert!(policy.is_protected(&data.join("metadata.db")));
+            #[cfg(unix)]
+            {
+                let link = root.path().join(format!("link{i}"));
+                std::os::unix::fs::symlink(&data, &link).unwrap();
+                assert!(policy.check_local(&link.join("metadata.db")).is_err());
+            }
+        }
+        let open = InputPolicy::default().protecting(&data);
+        open.check_local(&root.path().join("input.json")).unwrap();
+        assert!(!open.is_protected(&root.path().join("input.json")));
+        assert!(!open.is_protected(&root.path().join("var2/a.json")));
+        assert_eq!(open.clone().protecting(&data), open, "added once");
     }
 
     #[test]

@@ -314,6 +314,9 @@ impl InputSource {
                     let base = Path::new(dir);
                     if files.is_empty() {
                         list_dir(base, filter.as_deref().unwrap_or("*"), &mut out)?;
+                        // A listing passes over the server's own files (a baseDir above
+                        // its data directory); naming one is refused below.
+                        out.retain(|path| !policy.is_protected(path));
                     } else {
                         for f in files {
                             out.push(base.join(f));

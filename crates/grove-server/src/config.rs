@@ -132,7 +132,7 @@ pub async fn serve(
         config.web_console.as_deref(),
     );
     let cleaner = tokio::spawn(clean_query_results(
-        std::sync::Arc::clone(tasks.grove().deep_storage().store()),
+        std::sync::Arc::clone(tasks.grove().deep_storage().results_store()),
         Duration::from_secs(config.query_results_retention_secs),
     ));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "grove serving Druid's API");

@@ -164,7 +164,32 @@ impl ApiError {
         }
     }
 
+    /// A query past its `timeout`: 504, in the shape Druid gives its
+    /// `QueryTimeoutException` (the legacy-compatible DruidException).
+    pub(crate) fn timeout(query_id: &str) -> Self {
+        Self {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            code: "legacyQueryException".into(),
+            category: "TIMEOUT",
+            message: format!("Query [{query_id}] timed out."),
+        }
+    }
+
     pub(crate) fn body(&self) -> Value {
+        if self.category == "TIMEOUT" {
+            return json!({
+                "error": "Query timeout",
+                "errorCode": self.code,
+                "persona": "OPERATOR",
+                "category": self.category,
+                "errorMessage": self.message,
+                "context": {
+                    "host": null,
+                    "errorClass": "org.apache.druid.query.QueryTimeoutException",
+                    "legacyErrorCode": "Query timeout",
+                },
+            });
+        }
         json!({
             "error": "druidException",
             "errorCode": self.code,
@@ -355,6 +380,11 @@ pub(crate) async fn run_sql(state: &AppState, request: SqlRequest) -> Result<Res
     if let Some(e) = refuse_ingest(&request.query) {
         return Err(e);
     }
+    let deadline = request
+        .context
+        .timeout()
+        .map_err(ApiError::invalid)?
+        .map(|t| tokio::time::Instant::now() + t);
     let values = request.value_options(true)?;
     let grove = state.tasks.grove();
     let prepared = grove
@@ -376,17 +406,22 @@ pub(crate) async fn run_sql(state: &AppState, request: SqlRequest) -> Result<Res
         queries: Arc::clone(&state.sql_queries),
         id: request.query_id.clone(),
     };
-    let mut stream = grove
-        .stream_query(&prepared, &control)
-        .await
-        .map_err(|e| ApiError::from_datafusion(&e))?;
+    // The first batch decides the status: an error before any row is Druid's error JSON
+    // (a 504 past the `timeout`).
+    let started = control
+        .run_until(deadline, async {
+            let mut stream = grove.stream_query(&prepared, &control).await?;
+            let first = control.next_batch(&mut stream).await?;
+            Ok::<_, DataFusionError>((stream, first))
+        })
+        .await;
+    let (mut stream, first) = match started {
+        Ok(started) => started,
+        Err(_) if control.timed_out() => return Err(ApiError::timeout(&request.query_id)),
+        Err(e) => return Err(ApiError::from_datafusion(&e)),
+    };
     let columns = ResultColumn::of_schema(&stream.schema());
     let mut writer = ResultWriter::new(request.format, columns, request.headers, values);
-    // The first batch decides the status: an error before any row is Druid's error JSON.
-    let first = control
-        .next_batch(&mut stream)
-        .await
-        .map_err(|e| ApiError::from_datafusion(&e))?;
     let mut head = writer.begin();
     if let Some(batch) = &first {
         head.extend(
@@ -403,7 +438,11 @@ pub(crate) async fn run_sql(state: &AppState, request: SqlRequest) -> Result<Res
         }
         if first.is_some() {
             loop {
-                match control.next_batch(&mut stream).await {
+                // Past the `timeout` the response is cut short, as on any error.
+                match control
+                    .run_until(deadline, control.next_batch(&mut stream))
+                    .await
+                {
                     Ok(Some(batch)) => match writer.write_batch(&batch) {
                         Ok(bytes) => {
                             if tx.send(Ok(Bytes::from(bytes))).await.is_err() {

@@ -218,9 +218,12 @@ async fn result_info(
         info.insert("dataSource".into(), json!(record.data_source));
         return Ok(Value::Object(info));
     }
-    let manifest = read_manifest(state.tasks.grove().deep_storage().store(), &record.id)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let manifest = read_manifest(
+        state.tasks.grove().deep_storage().results_store(),
+        &record.id,
+    )
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     if let Some(m) = &manifest {
         info.insert("numTotalRows".into(), json!(m.num_total_rows()));
         info.insert("totalSizeInBytes".into(), json!(m.total_size_in_bytes()));
@@ -335,7 +338,7 @@ async fn results(
     if !is_select(&record) {
         return Ok(StatusCode::OK.into_response());
     }
-    let store = state.tasks.grove().deep_storage().store();
+    let store = state.tasks.grove().deep_storage().results_store();
     let manifest: ResultManifest = read_manifest(store, id)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?

@@ -186,6 +186,11 @@ impl TaskManager {
         context: QueryContext,
         options: SubmitOptions,
     ) -> Result<String, SubmitError> {
+        // Druid's `timeout` runs from submission: waiting for a slot or a lock counts.
+        let deadline = context
+            .timeout()
+            .map_err(SubmitError::Invalid)?
+            .map(|t| tokio::time::Instant::now() + t);
         let prepared = match self
             .grove
             .prepare_with_parameters(sql, &context, &options.parameters)
@@ -240,14 +245,17 @@ impl TaskManager {
         let manager = Arc::clone(self);
         let task_id = record.id.clone();
         tokio::spawn(async move {
-            let outcome = std::panic::AssertUnwindSafe(manager.run(&prepared, &live, &options))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| {
-                    TaskEnd::Failed(MsqFault::UnknownError {
-                        message: "internal error: the task panicked".into(),
-                    })
-                });
+            let outcome = std::panic::AssertUnwindSafe(
+                live.control
+                    .run_until(deadline, manager.run(&prepared, &live, &options)),
+            )
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                TaskEnd::Failed(MsqFault::UnknownError {
+                    message: "internal error: the task panicked".into(),
+                })
+            });
             manager.finish(&prepared.task_id, &live, outcome).await;
         });
         Ok(task_id)
@@ -320,11 +328,7 @@ impl TaskManager {
         options: &SubmitOptions,
     ) -> TaskEnd {
         let cancel = &live.control.cancel;
-        let canceled = || {
-            TaskEnd::Failed(MsqFault::Canceled {
-                reason: CancelReason::TaskShutdown,
-            })
-        };
+        let canceled = || TaskEnd::Failed(live.control.canceled());
         let _permit = tokio::select! {
             _ = cancel.cancelled() => return canceled(),
             permit = Arc::clone(&self.slots).acquire_owned() => match permit {

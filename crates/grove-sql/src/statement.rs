@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use datafusion::common::{DataFusionError, Result, plan_err};
+use datafusion::common::{DataFusionError, Result, plan_datafusion_err, plan_err};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{
     CeilFloorKind, DateTimeField, Expr as SqlExpr, Function, FunctionArg, FunctionArgExpr,
@@ -358,6 +358,10 @@ fn target_name(name: &ObjectName, kind: IngestKind) -> Result<String> {
     if table.is_empty() {
         return plan_err!("Invalid value for field [table]: Value cannot be empty.");
     }
+    // Druid's SQL layer checks the two above; its task then refuses the rest of what
+    // `IdUtils.validateId` refuses. Grove refuses it all before anything runs.
+    grove_common::ids::validate_id("dataSource", &table)
+        .map_err(|e| plan_datafusion_err!("{e}"))?;
     Ok(table)
 }
 

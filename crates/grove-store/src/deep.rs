@@ -10,6 +10,7 @@ use grove_common::Interval;
 use grove_common::time::format_millis;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 /// Deep storage for segment files.
@@ -19,6 +20,8 @@ pub struct DeepStorage {
     url: ObjectStoreUrl,
     root: ObjectPath,
     local_root: PathBuf,
+    /// `store` seen from `root`: what query results are kept in.
+    results: Arc<dyn ObjectStore>,
 }
 
 impl DeepStorage {
@@ -35,17 +38,33 @@ impl DeepStorage {
         })?;
         let root = ObjectPath::from_filesystem_path(&abs)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new().with_automatic_cleanup(true));
+        let results = Arc::new(PrefixStore::new(Arc::clone(&store), root.clone()));
         Ok(Self {
-            store: Arc::new(LocalFileSystem::new().with_automatic_cleanup(true)),
+            store,
             url: ObjectStoreUrl::local_filesystem(),
             root,
             local_root: abs,
+            results,
         })
     }
 
     /// The object store.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// The store under deep storage's root, for files that are not segments (stored
+    /// query results): its paths are relative to the root, so nothing written through
+    /// it lands outside deep storage.
+    pub fn results_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.results
+    }
+
+    /// The local directory deep storage lives in.
+    pub fn local_root(&self) -> &Path {
+        &self.local_root
     }
 
     /// The URL DataFusion knows the store by.

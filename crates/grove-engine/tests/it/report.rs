@@ -164,7 +164,9 @@ fn processors(payload: &serde_json::Value) -> Vec<&str> {
 async fn a_grouping_ingests_report_shows_the_plans_three_stages() {
     let dir = tempfile::tempdir().unwrap();
     let grove = GroveContext::open(dir.path()).await.unwrap();
-    let source = local_files(dir.path(), 4, 500);
+    // Inputs outside the data directory, which is never input.
+    let inputs = tempfile::tempdir().unwrap();
+    let source = local_files(inputs.path(), 4, 500);
     let sql = format!(
         r#"SET maxNumTasks = 3;
 INSERT INTO g
@@ -258,7 +260,9 @@ PARTITIONED BY DAY CLUSTERED BY page"#
 async fn a_select_tasks_report_shows_its_plans_stages() {
     let dir = tempfile::tempdir().unwrap();
     let grove = GroveContext::open(dir.path()).await.unwrap();
-    let source = local_files(dir.path(), 4, 500);
+    // Inputs outside the data directory, which is never input.
+    let inputs = tempfile::tempdir().unwrap();
+    let source = local_files(inputs.path(), 4, 500);
     let sql = format!(
         r#"SET maxNumTasks = 3;
 SELECT page, COUNT(*) AS cnt

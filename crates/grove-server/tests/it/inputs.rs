@@ -198,3 +198,59 @@ async fn guard_rails_refuse_at_submission() {
     assert_eq!(tasks, json!([]), "no task was created");
     server.stop().await;
 }
+
+/// The data directory is never input, whatever the allowed directories: naming one of
+/// its files is refused at submission (here the metadata store, once readable as TSV),
+/// and a listing over a folder that holds it passes over its files.
+#[tokio::test]
+async fn the_data_directory_is_never_input() {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("var");
+    let server = TestServer::spawn(&data, |c| {
+        c.allow_local_dirs = vec![parent.path().to_path_buf()];
+    })
+    .await;
+    let metadata = data.join("metadata.db");
+    assert!(metadata.is_file());
+    for path in [
+        metadata.display().to_string(),
+        format!("{}/var/../var/metadata.db", parent.path().display()),
+    ] {
+        let sql = format!(
+            "SELECT * FROM TABLE(EXTERN('{{\"type\":\"local\",\"files\":[\"{path}\"]}}', '{{\"type\":\"tsv\",\"columns\":[\"a\"],\"findColumnsFromHeader\":false}}', '[{{\"name\":\"a\",\"type\":\"string\"}}]'))"
+        );
+        for endpoint in ["/druid/v2/sql", "/druid/v2/sql/task"] {
+            let (code, body) = server.post(endpoint, json!({"query": sql})).await;
+            assert_eq!(code, 400, "{endpoint}: {body}");
+            let message = body["errorMessage"]
+                .as_str()
+                .or(body["error"]["errorMessage"].as_str())
+                .unwrap_or_default();
+            assert!(message.contains("data directory"), "{endpoint}: {body}");
+        }
+    }
+    // A listing over the parent reads the one input file there, not the server's files.
+    std::fs::write(
+        parent.path().join("input.json"),
+        "{\"ts\":\"2016-01-01\",\"page\":\"a\"}\n",
+    )
+    .unwrap();
+    let source = format!(
+        r#"{{"type":"local","baseDir":"{}","filter":"*"}}"#,
+        parent.path().display()
+    );
+    server
+        .ingest(&format!(
+            "INSERT INTO listed SELECT TIME_PARSE(ts) AS __time, page FROM TABLE(EXTERN('{source}', '{{\"type\":\"json\"}}')) EXTEND (ts VARCHAR, page VARCHAR) PARTITIONED BY DAY"
+        ))
+        .await;
+    let (_, tasks) = server.get("/druid/indexer/v1/tasks").await;
+    assert_eq!(
+        tasks.as_array().unwrap().len(),
+        1,
+        "only the listing's task: {tasks}"
+    );
+    let rows = server.select("SELECT COUNT(*) FROM listed").await;
+    assert_eq!(rows[0][0], 1);
+    server.stop().await;
+}

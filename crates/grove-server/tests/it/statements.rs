@@ -308,3 +308,37 @@ async fn cancel_and_retention() {
     }
     server.stop().await;
 }
+
+/// A statement's result pages live under the data directory's deep storage, never at the
+/// filesystem root (they were written to `/.query-results/<queryId>` once).
+#[tokio::test]
+async fn results_are_stored_under_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn(dir.path(), |_| {}).await;
+    let id = format!("results-home-{}", uuid::Uuid::new_v4());
+    let (code, body) = submit(
+        &server,
+        json!({"query": "SELECT value FROM generate_series(1, 10)",
+               "context": {"executionMode": "ASYNC", "sqlQueryId": id}}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let task = format!("query-{id}");
+    let done = wait(&server, &task).await;
+    assert_eq!(done["state"], "SUCCESS", "{done}");
+    let home = dir
+        .path()
+        .join("segments")
+        .join(".query-results")
+        .join(&task);
+    assert!(home.join("manifest.json").is_file(), "{}", home.display());
+    assert!(home.join("page-0.arrow").is_file());
+    assert!(
+        !std::path::Path::new("/.query-results").join(&task).exists(),
+        "nothing at the filesystem root"
+    );
+    let (code, _, rows) = text(&server, &format!("/druid/v2/sql/statements/{task}/results")).await;
+    assert_eq!(code, 200, "{rows}");
+    assert!(rows.contains("10"), "{rows}");
+    server.stop().await;
+}

@@ -345,6 +345,107 @@ async fn bad_requests_get_druid_errors() {
     server.stop().await;
 }
 
+/// Datasource names and `sqlQueryId`s follow Druid's rules for ids, with its messages:
+/// refused at submission, before any task, file or result exists. A name with `%`, `[`,
+/// `#` or `?` is fine, and its files are named with it encoded once.
+#[tokio::test]
+async fn names_follow_druids_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn(dir.path(), |_| {}).await;
+    let insert = |table: &str| {
+        format!(
+            "INSERT INTO \"{table}\" SELECT TIMESTAMP '2016-06-27 00:00:00' AS __time, 'a' AS page PARTITIONED BY DAY"
+        )
+    };
+    for (table, message) in [
+        (
+            "in/valid",
+            "Invalid value for field [table]: Value [in/valid] cannot contain '/'.",
+        ),
+        (".hidden", "dataSource cannot start with the '.' character."),
+        (
+            "tab\tbed",
+            "dataSource cannot contain whitespace character except space.",
+        ),
+        (
+            "bell\u{7}",
+            "dataSource cannot contain character #7 (at position 4).",
+        ),
+    ] {
+        for endpoint in ["/druid/v2/sql/task", "/druid/v2/sql"] {
+            let (code, body) = server.post(endpoint, json!({"query": insert(table)})).await;
+            assert_eq!(code, 400, "{table} {endpoint}: {body}");
+            let got = body["error"]["errorMessage"]
+                .as_str()
+                .or(body["errorMessage"].as_str())
+                .unwrap_or_default();
+            assert_eq!(got, message, "{endpoint}: {body}");
+        }
+    }
+    for (id, message) in [
+        (
+            "../escape",
+            "sqlQueryId cannot start with the '.' character.",
+        ),
+        ("a/b", "sqlQueryId cannot contain the '/' character."),
+        (
+            "new\nline",
+            "sqlQueryId cannot contain whitespace character except space.",
+        ),
+    ] {
+        for (endpoint, query) in [
+            ("/druid/v2/sql/task", insert("ok")),
+            ("/druid/v2/sql/task", "SELECT 1".to_string()),
+            ("/druid/v2/sql", "SELECT 1".to_string()),
+            ("/druid/v2/sql/statements", "SELECT 1".to_string()),
+        ] {
+            let (code, body) = server
+                .post(
+                    endpoint,
+                    json!({"query": query, "context": {"sqlQueryId": id}}),
+                )
+                .await;
+            assert_eq!(code, 400, "{id} {endpoint}: {body}");
+            assert!(body.to_string().contains(message), "{endpoint}: {body}");
+        }
+    }
+    let (_, tasks) = server.get("/druid/indexer/v1/tasks").await;
+    assert_eq!(tasks, json!([]), "no task was created");
+    assert!(
+        crate::support::files_under(&dir.path().join("segments")).is_empty(),
+        "no file was written"
+    );
+
+    // Characters that are special in URLs are fine in a name. Its folder in deep storage
+    // is the name percent-encoded once (object_store's path encoding), the segment's
+    // loadSpec names that very file, and the datasource reads back.
+    let name = "a%b[c]#d?e";
+    let id = server.submit(&insert(name), json!({})).await;
+    let status = server.wait_terminal(&id).await;
+    assert_eq!(status["statusCode"], "SUCCESS", "{status}");
+    let files = crate::support::files_under(&dir.path().join("segments"));
+    let [file] = files.as_slice() else {
+        panic!("one segment file: {files:?}");
+    };
+    let relative = file.strip_prefix(dir.path().join("segments")).unwrap();
+    let folder = relative.components().next().unwrap().as_os_str();
+    assert_eq!(folder, "a%25b%5Bc%5D%23d%3Fe", "{files:?}");
+    let (code, segments) = server
+        .get("/druid/coordinator/v1/metadata/datasources/a%25b%5Bc%5D%23d%3Fe/segments?full")
+        .await;
+    assert_eq!(code, 200, "{segments}");
+    assert_eq!(segments[0]["dataSource"], name);
+    assert_eq!(
+        segments[0]["loadSpec"]["path"],
+        file.canonicalize().unwrap().display().to_string()
+    );
+    let rows = server
+        .select(&format!("SELECT COUNT(*) FROM \"{name}\""))
+        .await;
+    assert_eq!(rows[0][0], 1);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn tolerated_parse_errors_are_warnings() {
     let dir = tempfile::tempdir().unwrap();

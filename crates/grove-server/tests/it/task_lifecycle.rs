@@ -361,3 +361,85 @@ async fn sigterm_stops_the_server_cleanly_and_config_file_is_read() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid config file"));
 }
+
+/// Druid's `timeout` context: a task still running past it is canceled (`Canceled`, reason
+/// `QUERY_TIMEOUT`) and publishes nothing; a synchronous query past it gets Druid's 504;
+/// a query within it runs; a negative one is refused.
+#[tokio::test]
+async fn the_timeout_context_cancels_with_query_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = StalledInput::start(1_000).await;
+    let data = dir.path().join("data");
+    let server = TestServer::spawn(&data, |_| {}).await;
+    let id = server
+        .submit(&ingest_http_sql("t", &input.uri), json!({"timeout": 300}))
+        .await;
+    let s = server.wait_terminal(&id).await;
+    assert_eq!(s["statusCode"], "FAILED", "{s}");
+    assert_eq!(
+        s["errorMsg"], "Canceled: Query canceled due to [QUERY_TIMEOUT].",
+        "{s}"
+    );
+    let report = server.report(&id).await;
+    let error = &report["multiStageQuery"]["payload"]["status"]["errorReport"]["error"];
+    assert_eq!(error["errorCode"], "Canceled", "{report}");
+    assert_eq!(error["reason"], "QUERY_TIMEOUT", "{report}");
+    input.wait_closed().await;
+    let (_, datasources) = server
+        .get("/druid/coordinator/v1/metadata/datasources")
+        .await;
+    assert_eq!(datasources, json!([]), "nothing published");
+    assert!(
+        files_under(&data.join("segments"))
+            .iter()
+            .all(|f| f.extension().is_none_or(|e| e != "parquet")),
+        "no segment file left"
+    );
+
+    let slow = format!(
+        r#"SELECT COUNT(*) FROM TABLE(EXTERN('{{"type":"http","uris":["{}"]}}', '{{"type":"json"}}')) EXTEND (ts VARCHAR, page VARCHAR, n BIGINT)"#,
+        input.uri
+    );
+    let (code, body) = server
+        .post(
+            "/druid/v2/sql",
+            json!({"query": slow, "context": {"timeout": 300, "sqlQueryId": "slow-1"}}),
+        )
+        .await;
+    assert_eq!(code, 504, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "error": "Query timeout",
+            "errorCode": "legacyQueryException",
+            "persona": "OPERATOR",
+            "category": "TIMEOUT",
+            "errorMessage": "Query [slow-1] timed out.",
+            "context": {
+                "host": null,
+                "errorClass": "org.apache.druid.query.QueryTimeoutException",
+                "legacyErrorCode": "Query timeout"
+            }
+        })
+    );
+    let (code, body) = server
+        .post(
+            "/druid/v2/sql",
+            json!({"query": "SELECT 1 AS one", "context": {"timeout": 60000}}),
+        )
+        .await;
+    assert_eq!((code, body), (200, json!([{"one": 1}])));
+    let (code, body) = server
+        .post(
+            "/druid/v2/sql/task",
+            json!({"query": "SELECT 1", "context": {"timeout": -1}}),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.to_string().contains("timeout must be a non-negative"),
+        "{body}"
+    );
+    input.release();
+    server.stop().await;
+}
