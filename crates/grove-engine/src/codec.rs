@@ -46,12 +46,19 @@ impl PhysicalExtensionCodec for GroveCodec {
         &self,
         buf: &[u8],
         inputs: &[Arc<dyn ExecutionPlan>],
-        _ctx: &TaskContext,
+        ctx: &TaskContext,
         _proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let node: Node = serde_json::from_slice(buf).map_err(external)?;
         Ok(match node {
-            Node::ExternScan(d) => Arc::new(ExternScanExec::from_descriptor(*d)?),
+            Node::ExternScan(d) => {
+                // The decoding session's guard rails (none: any address, as in `grove sql`).
+                let policy = ctx
+                    .session_config()
+                    .get_extension::<grove_input::InputPolicy>()
+                    .unwrap_or_default();
+                Arc::new(ExternScanExec::from_descriptor(*d, &policy)?)
+            }
             Node::ChunkShuffle(spec) => Arc::new(ChunkShuffleExec::try_new(
                 single_input(inputs, "ChunkShuffleExec")?,
                 spec,

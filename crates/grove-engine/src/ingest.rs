@@ -236,11 +236,17 @@ pub(crate) async fn with_key_statistics(
     let Some((input, writer, order)) = waiting.into_iter().flatten().next() else {
         return Ok(plan);
     };
+    let policy = task_ctx
+        .session_config()
+        .get_extension::<grove_input::InputPolicy>()
+        .unwrap_or_default();
     let input = input
         .transform_up(|node| {
             Ok(Transformed::yes(
                 match node.downcast_ref::<ExternScanExec>() {
-                    Some(scan) => Arc::new(ExternScanExec::from_descriptor(scan.descriptor())?),
+                    Some(scan) => {
+                        Arc::new(ExternScanExec::from_descriptor(scan.descriptor(), &policy)?)
+                    }
                     None => node.reset_state()?,
                 },
             ))

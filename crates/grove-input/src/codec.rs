@@ -70,13 +70,15 @@ impl SplitDescriptor {
         }
     }
 
-    fn rebuild(&self, source: &InputSource) -> Result<InputSplit> {
+    fn rebuild(&self, source: &InputSource, policy: &crate::InputPolicy) -> Result<InputSplit> {
         let location = match (&self.location, source) {
             (SplitLocation::Inline, InputSource::Inline { data }) => {
                 Location::Inline(Arc::from(data.as_str()))
             }
             (SplitLocation::File(p), InputSource::Local { .. }) => Location::File(p.clone()),
-            (SplitLocation::Http(url), InputSource::Http { .. }) => source.http_location(url)?,
+            (SplitLocation::Http(url), InputSource::Http { .. }) => {
+                source.http_location(url, policy)?
+            }
             (SplitLocation::Object(uri), _) => source.object_location(uri)?,
             (location, _) => {
                 return Err(DataFusionError::Plan(format!(
@@ -113,8 +115,9 @@ impl ExternScanExec {
         }
     }
 
-    /// Rebuilds a scan (with fresh counters) from its description.
-    pub fn from_descriptor(d: ScanDescriptor) -> Result<Self> {
+    /// Rebuilds a scan (with fresh counters) from its description; its `http` reads go
+    /// through `policy`'s address rule.
+    pub fn from_descriptor(d: ScanDescriptor, policy: &crate::InputPolicy) -> Result<Self> {
         let signature = signature_schema(&d.spec.signature);
         let indices = d
             .columns
@@ -125,7 +128,11 @@ impl ExternScanExec {
         let splits = d
             .splits
             .iter()
-            .map(|g| g.iter().map(|s| s.rebuild(&d.spec.source)).collect())
+            .map(|g| {
+                g.iter()
+                    .map(|s| s.rebuild(&d.spec.source, policy))
+                    .collect()
+            })
             .collect::<Result<Vec<Vec<_>>>>()?;
         Ok(Self::new(
             Arc::new(d.spec),
@@ -165,7 +172,8 @@ mod tests {
         let bytes = serde_json::to_vec(&scan.descriptor()).unwrap();
         let back: ScanDescriptor = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, scan.descriptor());
-        let rebuilt = ExternScanExec::from_descriptor(back).unwrap();
+        let rebuilt =
+            ExternScanExec::from_descriptor(back, &crate::InputPolicy::default()).unwrap();
         assert_eq!(rebuilt.schema(), scan.schema());
         assert_eq!(rebuilt.partition_count(), 2);
         assert_eq!(rebuilt.budget().max(), Some(3));
@@ -194,6 +202,6 @@ mod tests {
             size: None,
             range: None,
         };
-        assert!(d.rebuild(&inline).is_err());
+        assert!(d.rebuild(&inline, &crate::InputPolicy::default()).is_err());
     }
 }

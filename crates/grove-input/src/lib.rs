@@ -7,6 +7,7 @@
 //! The SQL front end (`grove-sql`) turns `TABLE(EXTERN(...))` into an [`ExternTable`]; its
 //! scan is an [`ExternScanExec`], a plain DataFusion operator.
 
+pub mod address;
 mod codec;
 mod columnar;
 mod flatjson;

@@ -1,4 +1,5 @@
-//! Guard rails on what an input source may read: local directories and HTTP protocols.
+//! Guard rails on what an input source may read: local directories, HTTP protocols and
+//! addresses, and the environment variables a password provider may read.
 //!
 //! `grove serve` installs a restrictive policy (local files only under allowed directories,
 //! HTTP only over allowed protocols); `grove sql` and embedded use default to
@@ -12,6 +13,8 @@ use std::path::{Component, Path, PathBuf};
 
 use datafusion::common::{DataFusionError, Result};
 
+use crate::address::{AddressRule, AllowedHost};
+
 /// What input sources may read. Stored as a session-config extension.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputPolicy {
@@ -22,6 +25,10 @@ pub struct InputPolicy {
     /// Directories no source may read under, whatever `local_dirs` says (canonical
     /// paths): the server's own files.
     protected_dirs: Vec<PathBuf>,
+    /// Which addresses `http` sources (and S3 endpoints) may reach.
+    addresses: AddressRule,
+    /// Environment variables an `environment` password provider may read; `None`: any.
+    env_vars: Option<Vec<String>>,
 }
 
 impl Default for InputPolicy {
@@ -30,14 +37,18 @@ impl Default for InputPolicy {
             local_dirs: None,
             http_protocols: vec!["http".into(), "https".into()],
             protected_dirs: Vec::new(),
+            addresses: AddressRule::default(),
+            env_vars: None,
         }
     }
 }
 
 impl InputPolicy {
     /// A policy allowing local reads only under `dirs` (canonicalized; a directory that
-    /// does not exist is an error) and HTTP only over `protocols` (Druid's default, http
-    /// and https, when empty).
+    /// does not exist is an error), HTTP only over `protocols` (Druid's default, http
+    /// and https, when empty) and only to public addresses (see
+    /// [`InputPolicy::with_allowed_hosts`]), and no environment variable to a password
+    /// provider (see [`InputPolicy::with_allowed_env_vars`]).
     pub fn restricted(dirs: &[PathBuf], protocols: &[String]) -> Result<Self> {
         let mut local_dirs = Vec::with_capacity(dirs.len());
         for d in dirs {
@@ -58,7 +69,47 @@ impl InputPolicy {
             local_dirs: Some(local_dirs),
             http_protocols,
             protected_dirs: Vec::new(),
+            addresses: AddressRule {
+                restrict: true,
+                allowed: Vec::new(),
+            },
+            env_vars: Some(Vec::new()),
         })
+    }
+
+    /// This policy, letting `http` inputs reach these hosts although they are not
+    /// public: names, addresses or CIDR networks (`--allow-host`).
+    pub fn with_allowed_hosts(mut self, hosts: &[String]) -> Result<Self> {
+        for h in hosts {
+            self.addresses.allowed.push(AllowedHost::parse(h)?);
+        }
+        Ok(self)
+    }
+
+    /// This policy, letting `environment` password providers read these variables
+    /// (`--allow-env-var`); a policy that allows any keeps allowing any.
+    pub fn with_allowed_env_vars(mut self, names: &[String]) -> Self {
+        if let Some(vars) = &mut self.env_vars {
+            vars.extend(names.iter().cloned());
+        }
+        self
+    }
+
+    /// The rule on the addresses `http` inputs reach.
+    pub fn address_rule(&self) -> &AddressRule {
+        &self.addresses
+    }
+
+    /// Refuses an environment variable the operator did not list.
+    pub fn check_env_var(&self, name: &str) -> Result<()> {
+        match &self.env_vars {
+            Some(vars) if !vars.iter().any(|v| v == name) => Err(DataFusionError::Plan(format!(
+                "Reading environment variable [{name}] for a password is not allowed: this \
+                 server gives password providers only the variables it lists (start it with \
+                 --allow-env-var {name} to allow it)"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// This policy, with nothing under `dir` readable (a data directory: its metadata
@@ -119,14 +170,19 @@ impl InputPolicy {
         )))
     }
 
-    /// Refuses a URI whose scheme is not an allowed protocol.
+    /// Refuses a URI whose scheme is not an allowed protocol, or whose host is an
+    /// address the policy refuses.
     pub fn check_http(&self, uri: &str) -> Result<()> {
         let scheme = uri
             .split_once("://")
             .map(|(s, _)| s.to_ascii_lowercase())
             .unwrap_or_default();
         if self.http_protocols.contains(&scheme) {
-            return Ok(());
+            // An address in the URI is checked now; a name when it is resolved.
+            return match reqwest::Url::parse(uri) {
+                Ok(url) => self.addresses.check_url(&url),
+                Err(_) => Ok(()),
+            };
         }
         Err(DataFusionError::Plan(format!(
             "Only [{}] protocols are allowed for the http input source, got URI [{uri}]",

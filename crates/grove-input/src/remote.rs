@@ -16,6 +16,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfi
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
+use crate::InputPolicy;
 use crate::format::ReadEnv;
 use crate::source::{CloudSource, PasswordProvider};
 use crate::split::{InputSplit, Location};
@@ -86,12 +87,37 @@ pub(crate) fn uri_file_name(uri: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The HTTP client shared by the splits of one source.
-pub(crate) fn http_client() -> Result<reqwest::Client> {
+/// Most redirects one read follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// The HTTP client shared by the splits of one source, under `policy`: every address it
+/// connects to passes the policy's address rule (its resolver drops refused ones), and
+/// every redirect is checked (scheme and address) before it is followed.
+pub(crate) fn http_client(policy: &InputPolicy) -> Result<reqwest::Client> {
+    let resolver = crate::address::GuardedResolver::new(
+        policy.address_rule().clone(),
+        crate::address::system_lookup(),
+    );
+    let hops = policy.clone();
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            let message = format!("more than {MAX_REDIRECTS} redirects");
+            return attempt.error(message);
+        }
+        match hops.check_http(attempt.url().as_str()) {
+            Ok(()) => attempt.follow(),
+            Err(e) => {
+                let message = format!("redirect refused: {}", e.strip_backtrace());
+                attempt.error(message)
+            }
+        }
+    });
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(300))
         .user_agent(concat!("grove/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(resolver))
+        .redirect(redirects)
         .build()
         .map_err(|e| DataFusionError::Execution(format!("Cannot create the HTTP client: {e}")))
 }
@@ -103,9 +129,13 @@ pub(crate) fn open_http(env: &ReadEnv, obj: &HttpObject) -> Result<Box<dyn Read 
     if let Some((user, password)) = &obj.auth {
         request = request.basic_auth(user, password.as_ref());
     }
-    let response = handle
-        .block_on(request.send())
-        .map_err(|e| DataFusionError::Execution(format!("Cannot read [{}]: {e}", obj.url)))?;
+    let response = handle.block_on(request.send()).map_err(|e| {
+        DataFusionError::Execution(format!(
+            "Cannot read [{}]: {}",
+            obj.url,
+            crate::address::with_causes(&e)
+        ))
+    })?;
     let status = response.status();
     if !status.is_success() {
         return Err(DataFusionError::Execution(format!(

@@ -95,6 +95,16 @@ impl PasswordProvider {
     }
 }
 
+/// Refuses an `environment` password provider whose variable the policy does not list.
+fn check_provider(policy: &InputPolicy, provider: Option<&PasswordProvider>) -> Result<()> {
+    match provider {
+        Some(PasswordProvider::Provider(ProviderSpec::Environment { variable })) => {
+            policy.check_env_var(variable)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The fields shared by the cloud object-store sources (`s3`, `google`, `azureStorage`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -290,7 +300,29 @@ impl InputSource {
                 }
                 Ok(())
             }
-            Self::Http { uris, .. } => uris.iter().try_for_each(|u| policy.check_http(u)),
+            Self::Http { uris, password, .. } => {
+                uris.iter().try_for_each(|u| policy.check_http(u))?;
+                check_provider(policy, password.as_ref())
+            }
+            Self::S3(c) | Self::Google(c) | Self::Azure(c) => {
+                if let Some(url) = c.endpoint_config.as_ref().and_then(|e| e.url.as_deref())
+                    && let Ok(url) = reqwest::Url::parse(url)
+                {
+                    policy.address_rule().check_url(&url)?;
+                }
+                if let Some(p) = &c.properties {
+                    for provider in [
+                        &p.access_key_id,
+                        &p.secret_access_key,
+                        &p.session_token,
+                        &p.shared_access_storage_key,
+                        &p.key,
+                    ] {
+                        check_provider(policy, provider.as_ref())?;
+                    }
+                }
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -349,7 +381,7 @@ impl InputSource {
             }
             Self::Http { uris, .. } => {
                 let auth = self.http_auth()?;
-                let client = remote::http_client()?;
+                let client = remote::http_client(policy)?;
                 Ok(uris
                     .iter()
                     .map(|uri| {
@@ -390,12 +422,14 @@ impl InputSource {
         Ok(Some((user.clone(), password)))
     }
 
-    /// The location of one URI of this `http` source (credentials resolved again).
-    pub(crate) fn http_location(&self, url: &str) -> Result<Location> {
+    /// The location of one URI of this `http` source (credentials resolved again),
+    /// read under `policy`.
+    pub(crate) fn http_location(&self, url: &str, policy: &InputPolicy) -> Result<Location> {
+        policy.check_http(url)?;
         Ok(Location::Http(Arc::new(remote::HttpObject {
             url: url.to_string(),
             auth: self.http_auth()?,
-            client: remote::http_client()?,
+            client: remote::http_client(policy)?,
         })))
     }
 

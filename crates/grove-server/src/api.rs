@@ -153,7 +153,11 @@ fn druid_error(status: StatusCode, code: &str, category: &str, message: &str) ->
     json!({
         "error": "druidException",
         "errorCode": code,
-        "persona": if category == "RUNTIME_FAILURE" || category == "UNCATEGORIZED" { "DEVELOPER" } else { "USER" },
+        "persona": match category {
+            "RUNTIME_FAILURE" | "UNCATEGORIZED" => "DEVELOPER",
+            "CAPACITY_EXCEEDED" => "ADMIN",
+            _ => "USER",
+        },
         "category": category,
         "errorMessage": message,
         "context": {"sourceType": "sql"},
@@ -274,6 +278,13 @@ async fn submit_task(
             StatusCode::INTERNAL_SERVER_ERROR,
             "general",
             "RUNTIME_FAILURE",
+            &m,
+        ),
+        Err(SubmitError::QueueFull(m)) => submit_failure(
+            query_id,
+            StatusCode::TOO_MANY_REQUESTS,
+            "general",
+            "CAPACITY_EXCEEDED",
             &m,
         ),
     }

@@ -24,6 +24,12 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Tasks that run at once; the rest wait.
     pub task_slots: usize,
+    /// Tasks that may be running or waiting at once; a submission beyond it gets 429
+    /// (Druid's `druid.indexer.queue.maxSize`).
+    pub task_queue_size: usize,
+    /// Listen on an address other than loopback although the API has no
+    /// authentication: anyone who can reach the port can use every endpoint.
+    pub allow_unauthenticated_network: bool,
     /// How long an ingest waits for its time-chunk lock before failing.
     pub lock_timeout_ms: u64,
     /// Largest request body accepted.
@@ -34,6 +40,11 @@ pub struct ServerConfig {
     /// Protocols `http` input sources may use; empty means Druid's default, http and
     /// https.
     pub allowed_protocols: Vec<String>,
+    /// Hosts, addresses or CIDR networks `http` inputs may reach although they are not
+    /// public (loopback, private, link-local...); empty: public addresses only.
+    pub allow_hosts: Vec<String>,
+    /// Environment variables `environment` password providers may read; empty: none.
+    pub allowed_env_vars: Vec<String>,
     /// Memory budget for sorting, shuffling and queries, e.g. "2GiB" (default: 1 GiB,
     /// or a quarter of the machine's memory if less); beyond it work spills to `<data_dir>/tmp`.
     pub memory_limit: Option<String>,
@@ -55,10 +66,14 @@ impl Default for ServerConfig {
             port: 8888,
             data_dir: PathBuf::from("var"),
             task_slots: 4,
+            task_queue_size: 1000,
+            allow_unauthenticated_network: false,
             lock_timeout_ms: 300_000,
             max_body_bytes: 16 << 20,
             allow_local_dirs: Vec::new(),
             allowed_protocols: Vec::new(),
+            allow_hosts: Vec::new(),
+            allowed_env_vars: Vec::new(),
             memory_limit: None,
             max_workers: None,
             query_results_retention_secs: 6 * 3600,
@@ -76,6 +91,32 @@ impl ServerConfig {
     }
 }
 
+/// Refuses to listen beyond loopback without authentication, unless the operator said
+/// so: every address `host` resolves to must be a loopback one.
+pub(crate) async fn check_listen_address(
+    config: &ServerConfig,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    if config.allow_unauthenticated_network {
+        return Ok(());
+    }
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((config.host.as_str(), config.port))
+        .await
+        .map_err(|e| format!("cannot resolve --host {}: {e}", config.host))?
+        .collect();
+    if !addresses.is_empty() && addresses.iter().all(|a| a.ip().is_loopback()) {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on [{}]: it is not a loopback address, and Grove has no \
+         authentication yet, so anyone who can reach the port could run SQL, read every \
+         datasource and submit tasks. Listen on loopback (the default, 127.0.0.1) behind \
+         a proxy that authenticates, or pass --allow-unauthenticated-network \
+         (allow_unauthenticated_network = true in the config file) to accept that",
+        config.host
+    )
+    .into())
+}
+
 /// Runs the server until `shutdown` completes. Calls `on_bound` with the bound address
 /// (useful with port 0).
 pub async fn serve(
@@ -83,6 +124,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Before anything is opened or bound.
+    check_listen_address(&config).await?;
     let options = GroveOptions {
         memory_limit: config
             .memory_limit
@@ -108,10 +151,14 @@ pub async fn serve(
     } else {
         config.allow_local_dirs.clone()
     };
-    let policy = InputPolicy::restricted(&local_dirs, &config.allowed_protocols)?;
+    let policy = InputPolicy::restricted(&local_dirs, &config.allowed_protocols)?
+        .with_allowed_hosts(&config.allow_hosts)?
+        .with_allowed_env_vars(&config.allowed_env_vars);
     tracing::info!(
         allowed_local_dirs = ?policy.local_dirs().unwrap_or_default(),
         allowed_protocols = ?policy.http_protocols(),
+        allowed_hosts = ?config.allow_hosts,
+        allowed_env_vars = ?config.allowed_env_vars,
         "input guard rails"
     );
     grove.set_input_policy(policy);
@@ -121,6 +168,7 @@ pub async fn serve(
     let tasks = TaskManager::start(
         grove,
         config.task_slots,
+        config.task_queue_size,
         Duration::from_millis(config.lock_timeout_ms),
         addr.ip().to_string(),
         addr.port(),
@@ -160,5 +208,54 @@ async fn clean_query_results(
             Err(e) => tracing::warn!(error = %e, "cannot clean expired query results"),
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on(host: &str, allow: bool) -> ServerConfig {
+        ServerConfig {
+            host: host.into(),
+            port: 0,
+            allow_unauthenticated_network: allow,
+            ..Default::default()
+        }
+    }
+
+    /// Without authentication Grove listens on loopback only, unless the operator opts
+    /// out. Nothing here binds or connects: the check only resolves the address.
+    #[tokio::test]
+    async fn only_loopback_without_the_opt_out() {
+        for host in ["127.0.0.1", "127.0.0.2", "::1", "localhost"] {
+            check_listen_address(&on(host, false)).await.unwrap();
+        }
+        for host in ["0.0.0.0", "::", "10.1.2.3", "192.168.0.7"] {
+            let e = check_listen_address(&on(host, false)).await.unwrap_err();
+            let e = e.to_string();
+            assert!(
+                e.contains(&format!("refusing to listen on [{host}]")),
+                "{e}"
+            );
+            assert!(e.contains("--allow-unauthenticated-network"), "{e}");
+            check_listen_address(&on(host, true)).await.unwrap();
+        }
+    }
+
+    /// `serve` refuses before it creates anything.
+    #[tokio::test]
+    async fn serve_refuses_a_wildcard_host_before_opening_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("var");
+        let config = ServerConfig {
+            data_dir: data.clone(),
+            ..on("0.0.0.0", false)
+        };
+        let e = serve(config, async {}, |_| panic!("must not bind"))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not a loopback address"), "{e}");
+        assert!(!data.exists(), "nothing created");
     }
 }

@@ -292,8 +292,10 @@ struct Cli {
 enum Command {
     /// Serve Druid's API: SQL (/druid/v2/sql, /statements, /task), tasks, metadata.
     Serve {
-        /// TOML config file (host, port, data_dir, task_slots, lock_timeout_ms,
-        /// max_body_bytes, allow_local_dirs, allowed_protocols, memory_limit,
+        /// TOML config file (host, port, data_dir, task_slots, task_queue_size,
+        /// allow_unauthenticated_network, lock_timeout_ms,
+        /// max_body_bytes, allow_local_dirs, allowed_protocols, allow_hosts,
+        /// allowed_env_vars, memory_limit,
         /// max_workers, query_results_retention_secs, web_console); flags override it.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -309,6 +311,13 @@ enum Command {
         /// Tasks that run at once [default: 4].
         #[arg(long)]
         task_slots: Option<usize>,
+        /// Tasks that may be running or waiting at once; more get 429 [default: 1000].
+        #[arg(long, value_name = "N")]
+        task_queue_size: Option<usize>,
+        /// Listen on a non-loopback --host although Grove has no authentication yet
+        /// (anyone who reaches the port can use every API).
+        #[arg(long)]
+        allow_unauthenticated_network: bool,
         /// Directory `local` input sources may read under (repeatable) [default: the
         /// directory the server starts in].
         #[arg(long = "allow-local-dir", value_name = "DIR")]
@@ -316,6 +325,14 @@ enum Command {
         /// Protocol `http` input sources may use (repeatable) [default: http, https].
         #[arg(long = "allow-protocol", value_name = "PROTOCOL")]
         allowed_protocols: Vec<String>,
+        /// Host name, address or CIDR network `http` inputs may reach although it is not
+        /// public (repeatable) [default: public addresses only].
+        #[arg(long = "allow-host", value_name = "HOST")]
+        allow_hosts: Vec<String>,
+        /// Environment variable an `environment` password provider may read
+        /// (repeatable) [default: none].
+        #[arg(long = "allow-env-var", value_name = "NAME")]
+        allowed_env_vars: Vec<String>,
         /// Memory budget for sorting, shuffling and queries (e.g. 512MB, 2GiB) [default:
         /// 1 GiB, or a quarter of RAM if less]; beyond it work spills to disk under the data directory.
         #[arg(long, value_name = "SIZE")]
@@ -398,8 +415,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             port,
             data_dir,
             task_slots,
+            task_queue_size,
+            allow_unauthenticated_network,
             allow_local_dirs,
             allowed_protocols,
+            allow_hosts,
+            allowed_env_vars,
             memory_limit,
             max_workers,
             web_console,
@@ -420,11 +441,23 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(n) = task_slots {
                 cfg.task_slots = n;
             }
+            if let Some(n) = task_queue_size {
+                cfg.task_queue_size = n;
+            }
+            if allow_unauthenticated_network {
+                cfg.allow_unauthenticated_network = true;
+            }
             if !allow_local_dirs.is_empty() {
                 cfg.allow_local_dirs = allow_local_dirs;
             }
             if !allowed_protocols.is_empty() {
                 cfg.allowed_protocols = allowed_protocols;
+            }
+            if !allow_hosts.is_empty() {
+                cfg.allow_hosts = allow_hosts;
+            }
+            if !allowed_env_vars.is_empty() {
+                cfg.allowed_env_vars = allowed_env_vars;
             }
             if memory_limit.is_some() {
                 cfg.memory_limit = memory_limit;

@@ -193,11 +193,35 @@ impl ApiError {
         json!({
             "error": "druidException",
             "errorCode": self.code,
-            "persona": if self.status.is_server_error() && self.category != "UNSUPPORTED" { "DEVELOPER" } else { "USER" },
+            "persona": if self.category == "CAPACITY_EXCEEDED" {
+                "ADMIN"
+            } else if self.status.is_server_error() && self.category != "UNSUPPORTED" {
+                "DEVELOPER"
+            } else {
+                "USER"
+            },
             "category": self.category,
             "errorMessage": self.message,
             "context": {"sourceType": "sql"},
         })
+    }
+}
+
+impl From<crate::tasks::SubmitError> for ApiError {
+    fn from(e: crate::tasks::SubmitError) -> Self {
+        use crate::tasks::SubmitError;
+        let (status, category, message) = match e {
+            SubmitError::Invalid(m) => return Self::invalid(m),
+            SubmitError::Internal(m) => return Self::internal(m),
+            SubmitError::Unsupported(m) => (StatusCode::NOT_IMPLEMENTED, "UNSUPPORTED", m),
+            SubmitError::QueueFull(m) => (StatusCode::TOO_MANY_REQUESTS, "CAPACITY_EXCEEDED", m),
+        };
+        Self {
+            status,
+            code: "general".into(),
+            category,
+            message,
+        }
     }
 }
 

@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use crate::api::AppState;
 use crate::sql_api::{ApiError, SqlRequest, streaming_response};
-use crate::tasks::{RunnerState, SubmitError, SubmitOptions};
+use crate::tasks::{RunnerState, SubmitOptions};
 
 /// `POST /druid/v2/sql/statements`.
 pub(crate) async fn post_statement(
@@ -69,17 +69,7 @@ pub(crate) async fn post_statement(
         .await
     {
         Ok(id) => id,
-        Err(SubmitError::Invalid(m)) => return ApiError::invalid(m).into_response(),
-        Err(SubmitError::Unsupported(m)) => {
-            return ApiError {
-                status: StatusCode::NOT_IMPLEMENTED,
-                code: "general".into(),
-                category: "UNSUPPORTED",
-                message: m,
-            }
-            .into_response();
-        }
-        Err(SubmitError::Internal(m)) => return ApiError::internal(m).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     match statement_result(&state, &id, false).await {
         Ok(Some(v)) => (StatusCode::OK, axum::Json(v)).into_response(),

@@ -98,6 +98,8 @@ pub enum SubmitError {
     Unsupported(String),
     /// Something broke: HTTP 500.
     Internal(String),
+    /// The task queue is full: HTTP 429.
+    QueueFull(String),
 }
 
 /// Runs tasks.
@@ -105,6 +107,9 @@ pub enum SubmitError {
 pub struct TaskManager {
     grove: GroveContext,
     slots: Arc<Semaphore>,
+    /// Room in the task queue: a task holds a permit from submission to its end.
+    queue: Arc<Semaphore>,
+    queue_size: usize,
     locks: Arc<LockManager>,
     live: Mutex<HashMap<String, Arc<LiveTask>>>,
     lock_timeout: Duration,
@@ -119,13 +124,17 @@ impl TaskManager {
     pub async fn start(
         grove: GroveContext,
         task_slots: usize,
+        task_queue_size: usize,
         lock_timeout: Duration,
         host: String,
         port: u16,
     ) -> datafusion::common::Result<Arc<Self>> {
+        let queue_size = task_queue_size.max(1);
         let manager = Arc::new(Self {
             grove,
             slots: Arc::new(Semaphore::new(task_slots.max(1))),
+            queue: Arc::new(Semaphore::new(queue_size)),
+            queue_size,
             locks: Arc::new(LockManager::default()),
             live: Mutex::new(HashMap::new()),
             lock_timeout,
@@ -186,6 +195,15 @@ impl TaskManager {
         context: QueryContext,
         options: SubmitOptions,
     ) -> Result<String, SubmitError> {
+        // A place in the queue, held until the task ends (Druid's TaskQueue maxSize).
+        let Ok(place) = Arc::clone(&self.queue).try_acquire_owned() else {
+            let active = self.live.lock().map(|m| m.len()).unwrap_or(self.queue_size);
+            return Err(SubmitError::QueueFull(format!(
+                "Too many tasks are in the queue (Limit = {}), (Current active tasks = {active}). \
+                 Retry later or increase task_queue_size (--task-queue-size)",
+                self.queue_size
+            )));
+        };
         // Druid's `timeout` runs from submission: waiting for a slot or a lock counts.
         let deadline = context
             .timeout()
@@ -256,6 +274,9 @@ impl TaskManager {
                     message: "internal error: the task panicked".into(),
                 })
             });
+            // The place frees before the end is recorded: whoever sees the task ended
+            // can submit the next.
+            drop(place);
             manager.finish(&prepared.task_id, &live, outcome).await;
         });
         Ok(task_id)

@@ -254,3 +254,147 @@ async fn the_data_directory_is_never_input() {
     assert_eq!(rows[0][0], 1);
     server.stop().await;
 }
+
+/// `http` inputs reach public addresses only, unless the operator allows a host
+/// (`--allow-host`): an address in the URI is refused at submission, a name when it
+/// resolves (no connection is made), and every redirect is checked before it is
+/// followed. `environment` password providers read only the variables the operator
+/// lists. Every address here is loopback: nothing leaves the machine.
+#[tokio::test]
+async fn http_inputs_reach_only_allowed_addresses() {
+    let rows = "{\"ts\":\"2016-01-01\",\"page\":\"a\"}\n";
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/rows.json",
+            axum::routing::get(move || {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move { rows }
+            }),
+        )
+        .route(
+            "/away",
+            axum::routing::get(move || async move {
+                axum::response::Redirect::temporary(&format!(
+                    "http://127.0.0.2:{}/rows.json",
+                    addr.port()
+                ))
+            }),
+        )
+        .route(
+            "/here",
+            axum::routing::get(|| async { axum::response::Redirect::temporary("/rows.json") }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let sql = |uri: &str, password: &str| {
+        format!(
+            "INSERT INTO h SELECT TIME_PARSE(ts) AS __time, page FROM TABLE(EXTERN('{{\"type\":\"http\",\"uris\":[\"{uri}\"]{password}}}', '{{\"type\":\"json\"}}')) EXTEND (ts VARCHAR, page VARCHAR) PARTITIONED BY DAY"
+        )
+    };
+    let port = addr.port();
+
+    // grove serve's defaults: no host allowed beyond public addresses.
+    let dir = tempfile::tempdir().unwrap();
+    let strict = TestServer::spawn(dir.path(), |c| c.allow_hosts = Vec::new()).await;
+    for uri in [
+        format!("http://127.0.0.1:{port}/rows.json"),
+        format!("http://[::1]:{port}/rows.json"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+        "http://10.0.0.1/x.json".to_string(),
+    ] {
+        let (code, body) = strict
+            .post("/druid/v2/sql/task", json!({"query": sql(&uri, "")}))
+            .await;
+        assert_eq!(code, 400, "{uri}: {body}");
+        let message = body["error"]["errorMessage"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("is not allowed: it is a") && message.contains("--allow-host"),
+            "{uri}: {body}"
+        );
+    }
+    // A name is refused when it resolves, before any connection.
+    let id = strict
+        .submit(
+            &sql(&format!("http://localhost:{port}/rows.json"), ""),
+            json!({}),
+        )
+        .await;
+    let status = strict.wait_terminal(&id).await;
+    assert_eq!(status["statusCode"], "FAILED", "{status}");
+    let report = strict.report(&id).await;
+    let fault = report["multiStageQuery"]["payload"]["status"]["errorReport"].to_string();
+    assert!(
+        fault.contains("Reading [localhost]") && fault.contains("loopback"),
+        "{fault}"
+    );
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was fetched"
+    );
+    // The environment is closed to password providers.
+    let with_env = r#","httpAuthenticationUsername":"u","httpAuthenticationPassword":{"type":"environment","variable":"HOME"}"#;
+    let (code, body) = strict
+        .post(
+            "/druid/v2/sql/task",
+            json!({"query": sql("https://example.invalid/x.json", with_env)}),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("Reading environment variable [HOME] for a password is not allowed"),
+        "{body}"
+    );
+    strict.stop().await;
+
+    // 127.0.0.1 allowed: reads work, redirects to it too, a redirect elsewhere does not.
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::spawn(dir.path(), |c| {
+        c.allow_hosts = vec!["127.0.0.1".into()];
+        c.allowed_env_vars = vec!["GROVE_TEST_HTTP_PASSWORD_UNSET".into()];
+    })
+    .await;
+    server
+        .ingest(&sql(&format!("http://127.0.0.1:{port}/here"), ""))
+        .await;
+    assert_eq!(server.select("SELECT COUNT(*) FROM h").await[0][0], 1);
+    let fetched = hits.load(std::sync::atomic::Ordering::SeqCst);
+    let id = server
+        .submit(
+            &sql(&format!("http://127.0.0.1:{port}/away"), ""),
+            json!({}),
+        )
+        .await;
+    let status = server.wait_terminal(&id).await;
+    assert_eq!(status["statusCode"], "FAILED", "{status}");
+    let fault =
+        server.report(&id).await["multiStageQuery"]["payload"]["status"]["errorReport"].to_string();
+    assert!(
+        fault.contains("redirect refused") && fault.contains("Reading [127.0.0.2]"),
+        "{fault}"
+    );
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        fetched,
+        "the redirect was not followed"
+    );
+    // A listed variable passes the policy (it is unset here, which is its own error).
+    let with_env = r#","httpAuthenticationUsername":"u","httpAuthenticationPassword":{"type":"environment","variable":"GROVE_TEST_HTTP_PASSWORD_UNSET"}"#;
+    let (code, body) = server
+        .post(
+            "/druid/v2/sql/task",
+            json!({"query": sql(&format!("http://127.0.0.1:{port}/rows.json"), with_env)}),
+        )
+        .await;
+    assert!(
+        !body.to_string().contains("is not allowed"),
+        "{code}: {body}"
+    );
+    server.stop().await;
+}

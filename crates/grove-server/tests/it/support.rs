@@ -26,6 +26,9 @@ impl TestServer {
             port: 0,
             data_dir: data_dir.to_path_buf(),
             allow_local_dirs: vec![std::env::temp_dir()],
+            // The tests' HTTP inputs are servers on 127.0.0.1 (and nothing else is
+            // reached); other loopback addresses stay refused.
+            allow_hosts: vec!["127.0.0.1".into()],
             ..Default::default()
         };
         configure(&mut config);

@@ -203,6 +203,7 @@ async fn spawn_grove(args: &[&std::ffi::OsStr]) -> (std::process::Child, String)
         .arg("serve")
         .arg("--allow-local-dir")
         .arg(std::env::temp_dir())
+        .args(["--allow-host", "127.0.0.1"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -441,5 +442,49 @@ async fn the_timeout_context_cancels_with_query_timeout() {
         "{body}"
     );
     input.release();
+    server.stop().await;
+}
+
+/// The task queue has a capacity (`task_queue_size`): a submission beyond it gets 429
+/// with Druid's error and creates nothing; once a task ends there is room again.
+#[tokio::test]
+async fn a_full_task_queue_answers_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = StalledInput::start(1_000).await;
+    let server = TestServer::spawn(&dir.path().join("data"), |c| c.task_queue_size = 1).await;
+    let first = server
+        .submit(&ingest_http_sql("q", &input.uri), json!({}))
+        .await;
+    let message = "Too many tasks are in the queue (Limit = 1), (Current active tasks = 1). \
+                   Retry later or increase task_queue_size (--task-queue-size)";
+    let (code, body) = server
+        .post(
+            "/druid/v2/sql/task",
+            json!({"query": "SELECT 1", "context": {"sqlQueryId": "refused"}}),
+        )
+        .await;
+    assert_eq!(code, 429, "{body}");
+    assert_eq!(body["taskId"], "refused", "{body}");
+    assert_eq!(body["state"], "FAILED", "{body}");
+    let error = &body["error"];
+    assert_eq!(error["error"], "druidException");
+    assert_eq!(error["errorCode"], "general");
+    assert_eq!(error["persona"], "ADMIN");
+    assert_eq!(error["category"], "CAPACITY_EXCEEDED");
+    assert_eq!(error["errorMessage"], message);
+    let (code, body) = server
+        .post(
+            "/druid/v2/sql/statements",
+            json!({"query": "SELECT 1", "context": {"executionMode": "ASYNC"}}),
+        )
+        .await;
+    assert_eq!(code, 429, "{body}");
+    assert_eq!(body["errorMessage"], message, "{body}");
+    let (_, tasks) = server.get("/druid/indexer/v1/tasks").await;
+    assert_eq!(tasks.as_array().unwrap().len(), 1, "{tasks}");
+    input.release();
+    assert_eq!(server.wait_terminal(&first).await["statusCode"], "SUCCESS");
+    let again = server.submit("SELECT 1", json!({})).await;
+    assert_eq!(server.wait_terminal(&again).await["statusCode"], "SUCCESS");
     server.stop().await;
 }

@@ -52,7 +52,9 @@ class Grove:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [str(binary), "serve", "--port", "0", "--data-dir", str(data_dir),
-             "--allow-local-dir", str(allow_dir)],
+             "--allow-local-dir", str(allow_dir),
+             # The tests' HTTP inputs are servers on 127.0.0.1.
+             "--allow-host", "127.0.0.1"],
             stdout=subprocess.PIPE, stderr=self._log,
         )
         line = self._read_line(timeout=60)
