@@ -34,6 +34,11 @@ pub struct ServerConfig {
     pub lock_timeout_ms: u64,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// HTTP connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Longest wait, in milliseconds, for a request's headers and for each next piece of
+    /// its body; a slower client is disconnected.
+    pub http_read_timeout_ms: u64,
     /// Directories `local` input sources may read under; empty means the directory the
     /// server was started in.
     pub allow_local_dirs: Vec<PathBuf>,
@@ -70,6 +75,8 @@ impl Default for ServerConfig {
             allow_unauthenticated_network: false,
             lock_timeout_ms: 300_000,
             max_body_bytes: 16 << 20,
+            max_connections: 1024,
+            http_read_timeout_ms: 30_000,
             allow_local_dirs: Vec::new(),
             allowed_protocols: Vec::new(),
             allow_hosts: Vec::new(),
@@ -174,10 +181,18 @@ pub async fn serve(
         addr.port(),
     )
     .await?;
-    let app = router(
-        AppState::new(std::sync::Arc::clone(&tasks)),
-        config.max_body_bytes,
-        config.web_console.as_deref(),
+    let limits = crate::http::HttpLimits {
+        max_connections: config.max_connections,
+        read_timeout: Duration::from_millis(config.http_read_timeout_ms.max(1)),
+        shutdown_grace: Duration::from_secs(10),
+    };
+    let app = crate::http::with_body_timeout(
+        router(
+            AppState::new(std::sync::Arc::clone(&tasks)),
+            config.max_body_bytes,
+            config.web_console.as_deref(),
+        ),
+        &limits,
     );
     let cleaner = tokio::spawn(clean_query_results(
         std::sync::Arc::clone(tasks.grove().deep_storage().results_store()),
@@ -185,9 +200,7 @@ pub async fn serve(
     ));
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "grove serving Druid's API");
     on_bound(addr);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    crate::http::serve(listener, app, limits, shutdown).await;
     cleaner.abort();
     tasks.cancel_all().await;
     Ok(())

@@ -11,6 +11,7 @@
 mod api;
 mod config;
 mod coordinator;
+mod http;
 mod locks;
 pub mod progress;
 mod sql_api;

@@ -9,6 +9,7 @@ mod console;
 mod coordinator;
 mod explain;
 mod inputs;
+mod limits;
 mod sql_api;
 mod statements;
 mod support;
