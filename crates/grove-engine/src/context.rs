@@ -416,10 +416,7 @@ impl GroveContext {
             DruidStatement::Ingest(stmt) => {
                 let context = self.effective_context(context)?;
                 // `timeout` runs from here (`SET timeout = 60000;` in `grove sql`).
-                let deadline = context
-                    .timeout()
-                    .map_err(DataFusionError::Plan)?
-                    .map(|t| tokio::time::Instant::now() + t);
+                let deadline = TaskControl::deadline(&context).map_err(DataFusionError::Plan)?;
                 let prepared = self.prepare_ingest(sql, *stmt, context).await?;
                 let summary = control
                     .run_until(deadline, self.run_ingest(&prepared, control))

@@ -186,6 +186,14 @@ impl TaskControl {
         }
     }
 
+    /// When a statement submitted now times out: its context's `timeout` from now
+    /// (`None` without one). The error is the context's message for a bad value.
+    pub fn deadline(
+        context: &grove_common::QueryContext,
+    ) -> std::result::Result<Option<tokio::time::Instant>, String> {
+        Ok(context.timeout()?.map(|t| tokio::time::Instant::now() + t))
+    }
+
     /// Runs `work`, timing the statement out (see [`TaskControl::time_out`]) once
     /// `deadline` passes, if there is one; `work` still runs to its end (the cancel makes
     /// it stop and clean up), so nothing is left half done.

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use crate::coordinator;
 use crate::sql_api::{RunningQueries, cancel_sql, post_sql};
 use crate::statements::{delete_statement, get_results, get_statement, post_statement};
-use crate::tasks::{SubmitError, SubmitOptions, TaskManager};
+use crate::tasks::{SubmitOptions, TaskManager};
 
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
@@ -265,28 +265,10 @@ async fn submit_task(
             StatusCode::ACCEPTED,
             json!({"taskId": task_id, "state": "RUNNING"}),
         ),
-        Err(SubmitError::Invalid(m)) => invalid(query_id, &m),
-        Err(SubmitError::Unsupported(m)) => submit_failure(
-            query_id,
-            StatusCode::NOT_IMPLEMENTED,
-            "general",
-            "UNSUPPORTED",
-            &m,
-        ),
-        Err(SubmitError::Internal(m)) => submit_failure(
-            query_id,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "general",
-            "RUNTIME_FAILURE",
-            &m,
-        ),
-        Err(SubmitError::QueueFull(m)) => submit_failure(
-            query_id,
-            StatusCode::TOO_MANY_REQUESTS,
-            "general",
-            "CAPACITY_EXCEEDED",
-            &m,
-        ),
+        Err(e) => {
+            let e = crate::sql_api::ApiError::from(e);
+            submit_failure(query_id, e.status, &e.code, e.category, &e.message)
+        }
     }
 }
 

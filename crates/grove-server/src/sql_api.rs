@@ -404,11 +404,7 @@ pub(crate) async fn run_sql(state: &AppState, request: SqlRequest) -> Result<Res
     if let Some(e) = refuse_ingest(&request.query) {
         return Err(e);
     }
-    let deadline = request
-        .context
-        .timeout()
-        .map_err(ApiError::invalid)?
-        .map(|t| tokio::time::Instant::now() + t);
+    let deadline = TaskControl::deadline(&request.context).map_err(ApiError::invalid)?;
     let values = request.value_options(true)?;
     let grove = state.tasks.grove();
     let prepared = grove

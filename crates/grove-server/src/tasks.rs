@@ -205,10 +205,7 @@ impl TaskManager {
             )));
         };
         // Druid's `timeout` runs from submission: waiting for a slot or a lock counts.
-        let deadline = context
-            .timeout()
-            .map_err(SubmitError::Invalid)?
-            .map(|t| tokio::time::Instant::now() + t);
+        let deadline = TaskControl::deadline(&context).map_err(SubmitError::Invalid)?;
         let prepared = match self
             .grove
             .prepare_with_parameters(sql, &context, &options.parameters)
